@@ -1,0 +1,1 @@
+"""newsletter: an issue folder in git → a responsive email, sent exactly once."""

@@ -1,0 +1,118 @@
+"""One error family for everything a user can cause.
+
+Every problem carries a path and, where it is known, a line, and prints as
+``path:line: message``. Bugs are not caught: they keep their traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+
+import click
+
+
+class ExitStatus(IntEnum):
+    """Exit statuses that scripts and cron can tell apart."""
+
+    OK = 0
+    ERROR = 1  # bad input: an issue folder, a CSV, a command line
+    USAGE = 2  # click's own usage errors
+    PARTIAL = 3  # a send finished with some recipients failed
+    CONFIG = 4  # newsletter.toml or the environment is wrong
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    line: int | None
+    message: str
+    severity: str = "error"  # error | warning
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.message}"
+
+    def as_finding(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.severity}: {self.message}"
+
+
+class PipelineError(click.ClickException):
+    """A problem the user can fix. Prints ``path:line: message`` and exits non-zero."""
+
+    exit_code = ExitStatus.ERROR
+
+    def __init__(self, message: str, path: str | Path | None = None, line: int | None = None):
+        self.path = str(path) if path is not None else None
+        self.line = line
+        self.problems = [Problem(self.path or "newsletter", line, message)]
+        super().__init__(str(self.problems[0]) if self.path else message)
+
+    def show(self, file=None) -> None:  # no "Error: " prefix: the message says where
+        click.echo(self.format_message(), err=True, file=file)
+
+
+class ProblemsError(PipelineError):
+    """Several problems found in one run; all of them are shown."""
+
+    def __init__(self, problems: Iterable[Problem]):
+        self.problems = sorted(problems, key=lambda p: (p.path, p.line or 0))
+        first = self.problems[0]
+        self.path, self.line = first.path, first.line
+        click.ClickException.__init__(self, "\n".join(str(p) for p in self.problems))
+
+    @classmethod
+    def one(cls, path: str | Path, message: str, line: int | None = None):
+        return cls([Problem(str(path), line, message)])
+
+
+class IssueError(ProblemsError):
+    """An issue folder that cannot be read or built."""
+
+
+class ConfigError(ProblemsError):
+    exit_code = ExitStatus.CONFIG
+
+
+class DeliveryError(PipelineError):
+    """A provider refused a request in a way that retrying cannot fix."""
+
+
+class Problems:
+    """Collects problems so that a whole folder is reported in one run."""
+
+    def __init__(self) -> None:
+        self.items: list[Problem] = []
+
+    def add(self, path: str | Path, line: int | None, message: str, severity: str = "error"):
+        self.items.append(Problem(str(path), line, message, severity))
+
+    def extend(self, problems: Iterable[Problem]) -> None:
+        self.items.extend(problems)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.items if p.severity == "error"]
+
+    def raise_if_any(self, error_type: type[ProblemsError] = IssueError) -> None:
+        if self.errors:
+            raise error_type(self.errors)
+
+
+def display_path(path: str | Path) -> str:
+    """A path as the user would type it: relative to the working folder when inside it."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``; did you mean 'x'?`` when a close choice exists, else the empty string."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""

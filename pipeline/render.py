@@ -1,0 +1,273 @@
+"""render_issue: an Issue becomes one RenderedEmail, once per issue.
+
+Jinja2 composes MJML from templates/email/, mjml-python renders it, premailer inlines
+the CSS (keeping @media rules), and the plain-text part is rendered from the same
+model with templates/text/. Per-recipient values stay as %%placeholders%% that
+personalisation fills at send time.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from html import unescape as html_unescape
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from . import markdown
+from .config import Config
+from .errors import IssueError, Problem, display_path
+from .model import Image, Issue
+from .textwrap import display_width, wrap
+
+BODY_WIDTH = 600  # px, the email's column on desktop
+CONTENT_WIDTH = 550  # px, inside the 25 px side padding
+TEXT_WIDTH = 78  # columns of the plain-text part
+GMAIL_CLIP = 102 * 1024  # Gmail clips a message whose HTML reaches this size
+SIZE_WARNING = 90 * 1024
+
+# Per-recipient fields: %%name%%, %%name|fallback%%. Filled by personalisation.
+PLACEHOLDER = re.compile(r"%%([a-z_]+)(?:\|([^%]*))?%%")
+FIELDS = ("name", "email", "unsubscribe_url", "web_url")
+
+
+@dataclass(frozen=True)
+class Asset:
+    source: Path  # the file in the issue folder
+    name: str  # its path under build/<folder>/assets/ and asset_url/<folder>/
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    slug: str
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    mjml: str
+    assets: tuple[Asset, ...]
+
+    @property
+    def html_size(self) -> int:
+        return len(self.html.encode("utf-8"))
+
+
+def template_env(config: Config) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(config.root / "templates"),
+        autoescape=lambda name: name is not None and not name.startswith("text/"),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["wrap"] = lambda text, width=TEXT_WIDTH: wrap(str(text), width)
+    env.filters["width"] = lambda text: display_width(str(text))
+    return env
+
+
+def image_url_for(issue: Issue, config: Config, relative_assets: bool = False
+                  ) -> Callable[[str], str]:
+    """Where an image of the issue is hosted: asset_url/<folder>/<file>.
+
+    Without asset_url (or for a local build), images point at the build's assets/.
+    """
+    base = config["asset_url"]
+    images = {image.src: image for image in issue.images}
+
+    def image_url(src: str) -> str:
+        image = images.get(src)
+        if image is None or image.asset is None:
+            return src
+        if base and not relative_assets:
+            return f"{base}/{issue.slug}/{image.asset}"
+        return f"assets/{image.asset}"
+
+    return image_url
+
+
+def web_url(issue: Issue, config: Config) -> str:
+    return f"{config['archive_url']}/{issue.slug}/" if config["archive_url"] else ""
+
+
+def _image_view(image: Image | None, src: str, url: str, width: int) -> dict[str, Any]:
+    natural_w = image.width if image else None
+    natural_h = image.height if image else None
+    shown = min(natural_w, width) if natural_w else width
+    height = round(natural_h * shown / natural_w) if natural_w and natural_h else None
+    return {"kind": "image", "url": url, "alt": image.alt if image else "", "width": shown,
+            "height": height, "src": src}
+
+
+def _blocks(tokens, issue_images: dict[str, Image], image_url) -> list[dict[str, Any]]:
+    views = []
+    for block in markdown.html_blocks(tokens, image_url):
+        if block.kind == "html":
+            views.append({"kind": "html", "html": Markup(block.html)})
+        else:
+            views.append(_image_view(issue_images.get(block.src), block.src,
+                                     image_url(block.src), CONTENT_WIDTH))
+    return views
+
+
+def email_context(issue: Issue, config: Config, relative_assets: bool = False
+                  ) -> dict[str, Any]:
+    image_url = image_url_for(issue, config, relative_assets)
+    images = {image.src: image for image in issue.images}
+    refs = markdown.References()
+
+    def text_of(tokens) -> str:
+        return markdown.render_text(tokens, refs, TEXT_WIDTH, image_url)
+
+    sections = []
+    for section in issue.sections:
+        sections.append({
+            "kind": section.kind,
+            "template": section.template,
+            "title": section.title,
+            "intro": _blocks(section.intro, images, image_url),
+            "intro_text": text_of(section.intro),
+            "items": [
+                {"title": item.title, "blocks": _blocks(item.tokens, images, image_url),
+                 "text": text_of(item.tokens)}
+                for item in section.items
+            ],
+        })
+    header = None
+    if issue.header_image:
+        src = issue.header_image.src
+        header = _image_view(issue.header_image, src, image_url(src), BODY_WIDTH)
+    labels = config["labels"]
+    return {
+        "config": config.values,
+        "colors": config["colors"],
+        "labels": labels,
+        "sender": config["sender"],
+        "issue": issue,
+        "issue_label": labels["issue"].format(number=issue.number),
+        "date": issue.date.isoformat(),
+        "header": header,
+        "sections": sections,
+        "references": refs.urls,
+        "why": labels["why"].format(name=config["name"]),
+    }
+
+
+def compose_mjml(context: dict[str, Any], env: jinja2.Environment) -> str:
+    return _render_template(env, "email/issue.mjml.j2", context)
+
+
+def compose_text(context: dict[str, Any], env: jinja2.Environment) -> str:
+    text = _render_template(env, "text/issue.txt.j2", context)
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
+def mjml_to_html(mjml_source: str) -> str:
+    import mjml
+
+    try:
+        return mjml.mjml2html(mjml_source)
+    except Exception as exc:  # mrml reports template mistakes as plain exceptions
+        raise IssueError.one("templates/email/issue.mjml.j2",
+                             f"the composed MJML is not valid: {exc}; fix the template "
+                             "(see build/<folder>/email.mjml)") from None
+
+
+def inline_css(html: str) -> str:
+    from premailer import Premailer
+
+    logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
+    inlined = Premailer(
+        html,
+        keep_style_tags=False,  # rules that cannot be inlined (@media) are kept
+        remove_classes=False,  # the @media rules select by class
+        strip_important=False,
+        disable_validation=True,
+        allow_network=False,
+        cssutils_logging_level=logging.CRITICAL,
+        disable_basic_attributes=["width", "height"],  # MJML's own attributes stay
+    ).transform()
+    head = ('<meta name="color-scheme" content="light dark">'
+            '<meta name="supported-color-schemes" content="light dark">')
+    inlined = inlined.replace("<head>", "<head>" + head, 1)
+    return inlined if inlined.lstrip().lower().startswith("<!doctype") else \
+        "<!doctype html>\n" + inlined
+
+
+def size_images(html: str, context: dict[str, Any]) -> str:
+    """Give each image its pixel height as an attribute (Outlook needs it) while its
+    style keeps height:auto, so that it scales with the column on phones."""
+    heights = {image["url"]: image["height"] for image in _image_views(context)
+               if image["height"]}
+
+    def sized(match: re.Match) -> str:
+        tag = match[0]
+        src = re.search(r'src="([^"]*)"', tag)
+        height = heights.get(html_unescape(src[1])) if src else None
+        return tag.replace('height="auto"', f'height="{height}"', 1) if height else tag
+
+    return re.sub(r"<img\b[^>]*>", sized, html)
+
+
+def _image_views(context: dict[str, Any]):
+    if context["header"]:
+        yield context["header"]
+    for section in context["sections"]:
+        blocks = list(section["intro"])
+        for item in section["items"]:
+            blocks += item["blocks"]
+        yield from (block for block in blocks if block["kind"] == "image")
+
+
+def render_issue(issue: Issue, config: Config, env: jinja2.Environment | None = None,
+                 relative_assets: bool = False) -> RenderedEmail:
+    env = env or template_env(config)
+    context = email_context(issue, config, relative_assets)
+    mjml_source = compose_mjml(context, env)
+    html = size_images(inline_css(mjml_to_html(mjml_source)), context)
+    text = compose_text(context, env)
+    assets = tuple(Asset(issue.folder / image.asset, image.asset)
+                   for image in _unique_assets(issue.images))
+    return RenderedEmail(issue.slug, issue.subject, issue.preheader, html, text, mjml_source,
+                         assets)
+
+
+def _unique_assets(images: list[Image]) -> list[Image]:
+    seen: dict[str, Image] = {}
+    for image in images:
+        if image.asset and image.asset not in seen:
+            seen[image.asset] = image
+    return list(seen.values())
+
+
+def _render_template(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
+    try:
+        return env.get_template(name).render(context)
+    except jinja2.TemplateSyntaxError as exc:
+        path = display_path(exc.filename) if exc.filename else f"templates/{name}"
+        raise IssueError([Problem(path, exc.lineno, f"template syntax error: {exc.message}")]
+                         ) from None
+    except jinja2.UndefinedError as exc:
+        path, line = _template_frame(exc, name)
+        raise IssueError([Problem(path, line, f"unfilled template variable: {exc.message}; "
+                                              "fix the name or provide the value")]) from None
+    except jinja2.TemplateNotFound as exc:
+        raise IssueError.one(f"templates/{name}", f"template '{exc.name}' not found; add it "
+                                                  "under templates/") from None
+
+
+def _template_frame(exc: BaseException, name: str) -> tuple[str, int | None]:
+    """The innermost template file and line of a rendering error."""
+    path, line = f"templates/{name}", None
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            path, line = display_path(filename), tb.tb_lineno
+        tb = tb.tb_next
+    return path, line

@@ -1,0 +1,68 @@
+"""Display width and line wrapping for text that mixes CJK and Latin script.
+
+CJK characters take two columns; a line may break before any CJK character or at a
+space, but not before closing punctuation (，。、) nor after opening punctuation.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_NO_LINE_START = set("，。、；：！？）」』》〉】”’,.;:!?)]}…%")
+_NO_LINE_END = set("（「『《〈【“‘([{")
+_UNITS = re.compile(r"\s+|[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef\u3000-\u303f]|[^\s\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef\u3000-\u303f]+")
+
+
+def char_width(char: str) -> int:
+    if unicodedata.combining(char):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def display_width(text: str) -> int:
+    if text.isascii():
+        return len(text)
+    return sum(char_width(c) for c in text)
+
+
+def wrap(text: str, width: int = 78) -> str:
+    """Wrap each line of ``text`` at ``width`` display columns."""
+    return "\n".join(_wrap_line(line, width) for line in text.split("\n"))
+
+
+def _units(line: str) -> list[str]:
+    """Unbreakable pieces: a word, a CJK character, a run of spaces; punctuation kept
+    with its neighbour so that no line starts with a closing mark."""
+    units: list[str] = []
+    for piece in _UNITS.findall(line):
+        if units and not piece.isspace() and (
+            piece[0] in _NO_LINE_START or units[-1][-1] in _NO_LINE_END
+        ) and not units[-1].isspace():
+            units[-1] += piece
+        else:
+            units.append(piece)
+    return units
+
+
+def _wrap_line(line: str, width: int) -> str:
+    if display_width(line) <= width:
+        return line
+    lines: list[str] = []
+    current, used = "", 0
+    for unit in _units(line):
+        size = display_width(unit)
+        if unit.isspace():
+            if current and used + size <= width:
+                current, used = current + unit, used + size
+            elif current:
+                lines.append(current.rstrip())
+                current, used = "", 0
+            continue
+        if used + size > width and current.strip():
+            lines.append(current.rstrip())
+            current, used = "", 0
+        current, used = current + unit, used + size
+    if current.strip():
+        lines.append(current.rstrip())
+    return "\n".join(lines)

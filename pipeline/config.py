@@ -213,7 +213,7 @@ def _validate_table(raw: dict, schema: dict, table: tuple[str, ...], env: Mappin
                     lines: dict, shown: str, problems: Problems) -> dict[str, Any]:
     out: dict[str, Any] = {}
     where = f"[{'.'.join(table)}]" if table else "the top level"
-    for key, value in raw.items():
+    for key in raw:
         if key not in schema and not (not table and key == "sections"):
             known = list(schema) + ([] if table else ["sections"])
             problems.add(shown, lines.get((*table, key)),
@@ -234,7 +234,8 @@ def _validate_table(raw: dict, schema: dict, table: tuple[str, ...], env: Mappin
         elif key in raw:
             value, source, line = raw[key], f"'{dotted}'", lines.get((*table, key))
         elif spec.required:
-            problems.add(shown, None, f"missing required key '{dotted}'; add it to {where}")
+            problems.add(shown, lines.get(table), f"missing required key '{dotted}'; add it to "
+                                                  f"{where}")
             continue
         else:
             out[key] = spec.default

@@ -82,6 +82,7 @@ class Block:
     kind: str  # "html" | "image"
     html: str = ""
     src: str = ""  # for images: the src as written
+    alt: str = ""
 
 
 def html_blocks(tokens: list[Token], image_url: Callable[[str], str]) -> list[Block]:
@@ -101,7 +102,8 @@ def html_blocks(tokens: list[Token], image_url: Callable[[str], str]) -> list[Bl
                 run = []
             for child in tokens[i + 1].children or []:
                 if child.type == "image":
-                    blocks.append(Block("image", src=str(child.attrs.get("src", ""))))
+                    blocks.append(Block("image", src=str(child.attrs.get("src", "")),
+                                        alt=child.content))
             i += 3
             continue
         run.append(token)

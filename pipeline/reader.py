@@ -16,7 +16,7 @@ import yaml
 
 from . import markdown
 from .config import Config
-from .errors import IssueError, Problems, did_you_mean, display_path
+from .errors import Problems, did_you_mean, display_path
 from .model import Image, Issue, Item, Link, Section
 
 ISSUE_FILE = "issue.yaml"
@@ -369,7 +369,8 @@ def _local_image(folder: Path, src: str, alt: str, path: Path, line: int, proble
 
 
 def _image_size(file: Path) -> tuple[int | None, int | None]:
-    from PIL import Image as PILImage, UnidentifiedImageError
+    from PIL import Image as PILImage
+    from PIL import UnidentifiedImageError
 
     try:
         with PILImage.open(file) as im:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import re
-from html import unescape as html_unescape
 from collections.abc import Callable
 from dataclasses import dataclass
+from html import unescape as html_unescape
 from pathlib import Path
 from typing import Any
 
@@ -95,12 +95,13 @@ def web_url(issue: Issue, config: Config) -> str:
     return f"{config['archive_url']}/{issue.slug}/" if config["archive_url"] else ""
 
 
-def _image_view(image: Image | None, src: str, url: str, width: int) -> dict[str, Any]:
+def _image_view(image: Image | None, src: str, url: str, width: int, alt: str
+                ) -> dict[str, Any]:
     natural_w = image.width if image else None
     natural_h = image.height if image else None
     shown = min(natural_w, width) if natural_w else width
     height = round(natural_h * shown / natural_w) if natural_w and natural_h else None
-    return {"kind": "image", "url": url, "alt": image.alt if image else "", "width": shown,
+    return {"kind": "image", "url": url, "alt": alt, "width": shown,
             "height": height, "src": src}
 
 
@@ -111,7 +112,7 @@ def _blocks(tokens, issue_images: dict[str, Image], image_url) -> list[dict[str,
             views.append({"kind": "html", "html": Markup(block.html)})
         else:
             views.append(_image_view(issue_images.get(block.src), block.src,
-                                     image_url(block.src), CONTENT_WIDTH))
+                                     image_url(block.src), CONTENT_WIDTH, block.alt))
     return views
 
 
@@ -141,7 +142,8 @@ def email_context(issue: Issue, config: Config, relative_assets: bool = False
     header = None
     if issue.header_image:
         src = issue.header_image.src
-        header = _image_view(issue.header_image, src, image_url(src), BODY_WIDTH)
+        header = _image_view(issue.header_image, src, image_url(src), BODY_WIDTH,
+                             issue.header_image.alt)
     labels = config["labels"]
     return {
         "config": config.values,
@@ -253,21 +255,25 @@ def _render_template(env: jinja2.Environment, name: str, context: dict[str, Any]
         raise IssueError([Problem(path, exc.lineno, f"template syntax error: {exc.message}")]
                          ) from None
     except jinja2.UndefinedError as exc:
-        path, line = _template_frame(exc, name)
+        frames = _template_frames(exc) or [(f"templates/{name}", None)]
+        path, line = frames[-1]
+        via = ", ".join(f"{p}:{n}" for p, n in reversed(frames[:-1]))
         raise IssueError([Problem(path, line, f"unfilled template variable: {exc.message}; "
-                                              "fix the name or provide the value")]) from None
+                                              "fix the name or provide the value"
+                                              + (f" (used from {via})" if via else ""))]
+                         ) from None
     except jinja2.TemplateNotFound as exc:
         raise IssueError.one(f"templates/{name}", f"template '{exc.name}' not found; add it "
                                                   "under templates/") from None
 
 
-def _template_frame(exc: BaseException, name: str) -> tuple[str, int | None]:
-    """The innermost template file and line of a rendering error."""
-    path, line = f"templates/{name}", None
+def _template_frames(exc: BaseException) -> list[tuple[str, int]]:
+    """The template files and lines of a rendering error, outermost first."""
+    frames = []
     tb = exc.__traceback__
     while tb is not None:
         filename = tb.tb_frame.f_code.co_filename
         if filename.endswith(".j2"):
-            path, line = display_path(filename), tb.tb_lineno
+            frames.append((display_path(filename), tb.tb_lineno))
         tb = tb.tb_next
-    return path, line
+    return frames

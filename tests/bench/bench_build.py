@@ -1,0 +1,64 @@
+"""Build benchmark: median time of each stage for the sample issue, in process, and the
+whole-process time of `newsletter build` (Python start-up and imports included)."""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = "2023-12-07-ai-productivity-09"
+
+
+def median_ms(fn, runs: int) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(runs):
+        start = time.perf_counter()
+        result = fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times), result
+
+
+def main(runs: int = 20) -> None:
+    from pipeline.config import load_config
+    from pipeline.reader import read_issue
+    from pipeline.render import (compose_mjml, compose_text, email_context, inline_css,
+                                 mjml_to_html, template_env)
+
+    config = load_config(ROOT / "newsletter.toml", env={})
+    folder = ROOT / "issues" / SAMPLE
+    env = template_env(config)
+    stages = {}
+    stages["read"], issue = median_ms(lambda: read_issue(folder, config), runs)
+    stages["context (Markdown)"], context = median_ms(lambda: email_context(issue, config), runs)
+    stages["Jinja2 → MJML"], mjml_source = median_ms(lambda: compose_mjml(context, env), runs)
+    stages["MJML → HTML"], html = median_ms(lambda: mjml_to_html(mjml_source), runs)
+    stages["premailer"], _ = median_ms(lambda: inline_css(html), runs)
+    stages["text"], _ = median_ms(lambda: compose_text(context, env), runs)
+    print(f"build stages, {SAMPLE}, median of {runs} runs:")
+    for name, ms in stages.items():
+        print(f"  {name:<20} {ms:8.2f} ms")
+    print(f"  {'total':<20} {sum(stages.values()):8.2f} ms")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("newsletter.toml", "templates", "issues"):
+            src = ROOT / name
+            (shutil.copytree if src.is_dir() else shutil.copy)(src, Path(tmp) / name)
+        exe = Path(sys.executable).with_name("newsletter")
+        walls = []
+        for _ in range(5):
+            start = time.perf_counter()
+            subprocess.run([str(exe), "build", SAMPLE], cwd=tmp, check=True,
+                           capture_output=True)
+            walls.append((time.perf_counter() - start) * 1000)
+        print(f"  `newsletter build` whole process, median of 5: "
+              f"{statistics.median(walls):.0f} ms")
+
+
+if __name__ == "__main__":
+    main()

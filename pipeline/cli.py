@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from functools import cached_property
@@ -11,7 +12,7 @@ from pathlib import Path
 import click
 
 from .config import Config, load_config
-from .errors import PipelineError, display_path
+from .errors import ExitStatus, PipelineError, display_path
 
 
 class App:
@@ -22,10 +23,12 @@ class App:
     """
 
     def __init__(self, config_path: Path | None = None, env: Mapping[str, str] | None = None,
-                 clock: Callable[[], datetime] | None = None):
+                 clock: Callable[[], datetime] | None = None,
+                 sleep: Callable[[float], None] | None = None):
         self.config_path = config_path
         self.env = os.environ if env is None else env
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.sleep = sleep or time.sleep
 
     @cached_property
     def config(self) -> Config:
@@ -37,6 +40,16 @@ class App:
     def today(self) -> date:
         zone = self.config.zone
         return self.now().astimezone(zone).date() if zone else self.now().astimezone().date()
+
+    def runtime(self, stop=None):
+        """The send loop's view of the world: this clock, a real sleep, stderr logs."""
+        from .send import Runtime
+
+        runtime = Runtime(clock=self.clock, sleep=self.sleep,
+                          log=lambda line: click.echo(line, err=True))
+        if stop is not None:
+            runtime.stop = stop
+        return runtime
 
     def issue_folder(self, name: str) -> Path:
         from .reader import resolve_issue_path
@@ -103,3 +116,215 @@ def build(app: App, issue: str, out: Path | None) -> None:
 
 def main() -> None:
     cli(prog_name="newsletter")
+
+
+# --- audience ------------------------------------------------------------------------
+
+
+@cli.group()
+def audience() -> None:
+    """The subscriber list, kept in the SQLite database."""
+
+
+def _db(app: App):
+    from .db import connect
+
+    return connect(app.config.database)
+
+
+@audience.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@pass_app
+def audience_import(app: App, file: Path) -> None:
+    """Import FILE.csv (header: email,name plus any columns; UTF-8, BOM or not)."""
+    from .audience import import_csv
+
+    report = import_csv(_db(app), file, app.now())
+    for problem in report.skipped:
+        click.echo(problem.as_finding(), err=True)
+    click.echo(report.summary())
+
+
+@audience.command("add")
+@click.argument("email")
+@click.option("--name", default="", help="The reader's name, for the greeting.")
+@pass_app
+def audience_add(app: App, email: str, name: str) -> None:
+    """Add one subscriber (or update their name)."""
+    from .audience import add
+
+    outcome = add(_db(app), email, name, app.now())
+    click.echo(f"{email}: {outcome.replace('_', ' ')}")
+
+
+@audience.command("remove")
+@click.argument("email")
+@pass_app
+def audience_remove(app: App, email: str) -> None:
+    """Mark EMAIL unsubscribed; the row and its history are kept."""
+    from .audience import unsubscribe
+
+    changed = unsubscribe(_db(app), email, app.now(), "operator")
+    click.echo(f"{email}: {'unsubscribed' if changed else 'was already unsubscribed'}")
+
+
+@audience.command("list")
+@click.option("--status", type=click.Choice(["active", "unsubscribed", "suppressed", "all"]),
+              default="active", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON list, for scripts.")
+@pass_app
+def audience_list(app: App, status: str, as_json: bool) -> None:
+    """List subscribers."""
+    import json
+
+    from .audience import subscribers
+
+    rows = subscribers(_db(app), status)
+    if as_json:
+        click.echo("[", nl=False)
+        for n, sub in enumerate(rows):
+            item = {"email": sub.email, "name": sub.name, "status": sub.status,
+                    "suppressed": sub.suppressed, "fields": sub.fields}
+            click.echo(("," if n else "") + json.dumps(item, ensure_ascii=False), nl=False)
+        click.echo("]")
+        return
+    for sub in rows:
+        state = f"suppressed ({sub.suppressed})" if sub.suppressed else sub.status
+        click.echo(f"{sub.email}\t{sub.name}\t{state}")
+
+
+@audience.command("count")
+@pass_app
+def audience_count(app: App) -> None:
+    """How many subscribers, by status."""
+    from .audience import count
+
+    counts = count(_db(app))
+    click.echo(f"{counts['active']} active, {counts['unsubscribed']} unsubscribed, "
+               f"{counts['suppressed']} suppressed, {counts['all']} in all")
+
+
+@audience.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@pass_app
+def audience_export(app: App, file: Path) -> None:
+    """Write every subscriber to FILE.csv, with status and custom columns."""
+    from .audience import export_csv
+
+    click.echo(f"wrote {export_csv(_db(app), file)} subscribers to {display_path(file)}")
+
+
+# --- send ----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("issue", required=False)
+@click.option("--test", is_flag=True, help="Send one test message to each --to address.")
+@click.option("--to", "addresses", multiple=True, metavar="ADDR",
+              help="An address for --test (repeat for several).")
+@click.option("--dry-run", is_flag=True,
+              help="Show the provider, the count and the first message's headers; send nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (for scripts).")
+@click.option("--provider", "provider_name", type=click.Choice(["outbox", "smtp", "sendgrid"]),
+              help="Override `provider` of newsletter.toml.")
+@click.option("--resend-unknown", is_flag=True,
+              help="Also send to recipients whose delivery is unknown after a crash.")
+@pass_app
+def send(app: App, issue: str | None, test: bool, addresses: tuple[str, ...], dry_run: bool,
+         yes: bool, provider_name: str | None, resend_unknown: bool) -> None:
+    """Send ISSUE to every active subscriber (or a --test to any address)."""
+    from .providers import make_provider
+    from .send import plan_send, send_test
+
+    if not issue:
+        raise click.UsageError("give the ISSUE to send")
+    config = app.config
+    name = provider_name or config["provider"]
+    folder = app.issue_folder(issue)
+    if test:
+        if not addresses:
+            raise click.UsageError("--test needs at least one --to ADDR")
+        results = send_test(folder, config, make_provider(name, config), list(addresses),
+                            app.runtime())
+        for address, outcome in results:
+            detail = outcome.message_id or outcome.error
+            click.echo(f"test to {address}: {outcome.status} ({name}: {detail})")
+        if any(outcome.status != "sent" for _, outcome in results):
+            raise click.exceptions.Exit(ExitStatus.PARTIAL)
+        return
+    if addresses:
+        raise click.UsageError("--to goes with --test; a real send goes to the audience")
+    plan = plan_send(folder, config, name, app.now())
+    if dry_run:
+        click.echo(f"provider: {plan.provider}")
+        click.echo(f"recipients: {plan.recipients}"
+                   + (f" (already sent: {plan.already_sent})" if plan.already_sent else ""))
+        click.echo("first message's headers:")
+        click.echo(plan.first_headers)
+        return
+    if not yes and not resend_unknown and plan.recipients:
+        click.confirm(f"Send {folder.name} to {plan.recipients} subscribers through {name}?",
+                      abort=True, err=True)
+    _run_send(app, folder, make_provider(name, config), resend_unknown)
+
+
+def _run_send(app: App, folder: Path, provider, resend_unknown: bool) -> None:
+    from .lock import SendLock
+    from .send import send_issue
+
+    lock = SendLock(app.config.database)
+    if not lock.acquire():
+        raise PipelineError(f"another send is in progress (process {lock.holder()}); wait "
+                            "for it to finish", path=display_path(lock.path))
+    try:
+        with _stop_on_signals() as stop:
+            report = send_issue(folder, app.config, provider, app.runtime(stop=stop),
+                                resend_unknown)
+    finally:
+        lock.release()
+    _print_report(report, app.config)
+    if not report.ok:
+        raise click.exceptions.Exit(ExitStatus.PARTIAL)
+
+
+def _print_report(report, config: Config) -> None:
+    c = report.counts
+    state = "done" if report.done else "stopped" if report.stopped else "incomplete"
+    click.echo(f"{report.issue}: {state} through {report.provider}: sent {c['sent']}, "
+               f"failed {c['failed']}, unknown {c['unknown']}, skipped {c['skipped']}, "
+               f"pending {c['pending']} of {report.total}")
+    if report.provider == "outbox" and c["sent"]:
+        root = config.resolve(config["outbox"]["path"]) / report.issue
+        click.echo(f"messages written to {display_path(root)}/")
+
+
+class _stop_on_signals:
+    """SIGINT or SIGTERM: finish the batch in flight, record it, then stop cleanly.
+    A second SIGINT interrupts at once."""
+
+    def __enter__(self):
+        import signal
+
+        self.flag = False
+        self.signal = signal
+        self.previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+        def handler(signum, frame):
+            if self.flag and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self.flag = True
+            click.echo("stopping after the batch in flight…", err=True)
+
+        for sig in self.previous:
+            try:
+                signal.signal(sig, handler)
+            except ValueError:  # not the main thread (tests driving the CLI in a thread)
+                pass
+        return lambda: self.flag
+
+    def __exit__(self, *exc):
+        for sig, previous in self.previous.items():
+            try:
+                self.signal.signal(sig, previous)
+            except ValueError:
+                pass

@@ -66,6 +66,7 @@ SCHEMA: dict[str, Any] = {
         "username": Key("str", ""),
         "timeout": Key("int", 30),
         "batch_size": Key("int", 100),
+        "ca_file": Key("str", ""),  # a CA bundle for a server with a private certificate
     },
     "sendgrid": {
         "api_host": Key("url", "https://api.sendgrid.com"),

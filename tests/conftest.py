@@ -33,10 +33,11 @@ class Runner:
         self.project = project
         self.env: dict[str, str] = {"NEWSLETTER_SECRET": SECRET}
         self.now = NOW
+        self.sleep = FakeSleep()
 
     def __call__(self, *args: str, input: str | None = None, env: dict | None = None):
         app = App(self.project / "newsletter.toml", env={**self.env, **(env or {})},
-                  clock=lambda: self.now)
+                  clock=lambda: self.now, sleep=self.sleep)
         return CliRunner().invoke(cli, list(args), obj=app, input=input,
                                   catch_exceptions=False)
 
@@ -61,3 +62,45 @@ def write_issue(folder: Path, files: dict[str, str | bytes]) -> Path:
 
 MINIMAL_YAML = 'number: 3\ntitle: "Test issue"\ndate: 2024-01-31\n'
 MINIMAL_SECTION = "---\nkind: news\n---\n\n## An item\n\nSome text.\n"
+
+
+class FakeSleep:
+    """Records the waits a send asked for, without waiting."""
+
+    def __init__(self):
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+@pytest.fixture
+def audience(run, project) -> Path:
+    """The sample audience (12 readers) imported into the project's database."""
+    shutil.copy(ROOT / "subscribers.example.csv", project / "subscribers.example.csv")
+    result = run("audience", "import", "subscribers.example.csv")
+    assert result.exit_code == 0, result.output
+    return project / ".newsletter" / "newsletter.db"
+
+
+@pytest.fixture
+def sendgrid(run):
+    from tests.sendgrid_server import API_KEY, SendGridServer
+
+    with SendGridServer() as server:
+        run.env.update({"NEWSLETTER_PROVIDER": "sendgrid",
+                        "NEWSLETTER_SENDGRID_API_HOST": server.url,
+                        "SENDGRID_API_KEY": API_KEY})
+        yield server
+
+
+@pytest.fixture
+def smtp(run):
+    from tests.smtp_server import Sink, SMTPServer
+
+    sink = Sink(refuse={"chen.mo@example.com": "550 5.1.1 mailbox unavailable"})
+    with SMTPServer(sink) as server:
+        run.env.update({"NEWSLETTER_PROVIDER": "smtp", "NEWSLETTER_SMTP_HOST": "127.0.0.1",
+                        "NEWSLETTER_SMTP_PORT": str(server.port),
+                        "NEWSLETTER_SMTP_SECURITY": "none"})
+        yield sink

@@ -1,0 +1,101 @@
+"""The one SQLite database: subscribers, suppressions and the send ledger.
+
+Created and migrated by the program itself; PRAGMA user_version is the schema version.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+MIGRATIONS = [
+    # 1: the audience and the ledger
+    """
+    CREATE TABLE subscribers (
+        id INTEGER PRIMARY KEY,
+        email TEXT NOT NULL,
+        email_key TEXT NOT NULL UNIQUE,          -- lower-cased: duplicates merge on it
+        name TEXT NOT NULL DEFAULT '',
+        fields TEXT NOT NULL DEFAULT '{}',       -- custom CSV columns, JSON
+        status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'unsubscribed')),
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        unsubscribed_at TEXT,
+        unsubscribe_source TEXT
+    );
+    CREATE TABLE suppressions (
+        email_key TEXT PRIMARY KEY,
+        reason TEXT NOT NULL,                    -- unsubscribe, bounce, block, invalid, spam
+        source TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE sends (
+        id INTEGER PRIMARY KEY,
+        issue TEXT NOT NULL UNIQUE,              -- the issue's folder name
+        subject TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('sending', 'done')),
+        total INTEGER NOT NULL DEFAULT 0,
+        started_at TEXT NOT NULL,
+        finished_at TEXT
+    );
+    CREATE TABLE deliveries (
+        send_id INTEGER NOT NULL REFERENCES sends (id),
+        subscriber_id INTEGER NOT NULL,
+        email TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN
+            ('pending', 'inflight', 'sent', 'failed', 'unknown', 'skipped')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        provider TEXT,
+        message_id TEXT,
+        error TEXT,
+        updated_at TEXT,
+        PRIMARY KEY (send_id, subscriber_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX deliveries_by_status ON deliveries (send_id, status, subscriber_id);
+    """,
+]
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=30, isolation_level=None)  # explicit transactions
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")  # durable at each commit's WAL write
+    db.execute("PRAGMA foreign_keys = ON")
+    migrate(db)
+    return db
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    for number, script in enumerate(MIGRATIONS[version:], version + 1):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # re-read under the write lock: another process may have migrated meanwhile
+            if db.execute("PRAGMA user_version").fetchone()[0] >= number:
+                db.execute("COMMIT")
+                continue
+            for statement in script.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {number}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+
+class transaction:
+    """``with transaction(db):`` BEGIN IMMEDIATE … COMMIT, or ROLLBACK on error."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, kind, value, tb) -> None:
+        self.db.execute("ROLLBACK" if kind else "COMMIT")

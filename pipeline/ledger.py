@@ -1,0 +1,159 @@
+"""The send ledger: who of which issue was sent, when, by which provider, with which
+message id, or why not.
+
+A send snapshots its audience into per-recipient rows (pending). A batch is marked
+in-flight and committed *before* its request, and sent / failed after it. A row still
+in flight when a run starts belongs to a run that died mid-request: it becomes
+``unknown`` and is never sent again without an explicit decision. So nobody receives
+an issue twice, and nobody is forgotten.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from .db import transaction
+from .personalise import Recipient
+
+TERMINAL = ("sent", "failed", "unknown", "skipped")
+STATUSES = ("pending", "inflight", *TERMINAL)
+
+
+@dataclass(frozen=True)
+class SendRecord:
+    id: int
+    issue: str
+    subject: str
+    provider: str
+    state: str  # sending | done
+    total: int
+    started_at: str
+    finished_at: str | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> SendRecord:
+        return cls(*(row[k] for k in ("id", "issue", "subject", "provider", "state", "total",
+                                      "started_at", "finished_at")))
+
+
+class Ledger:
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def find(self, issue: str) -> SendRecord | None:
+        row = self.db.execute("SELECT * FROM sends WHERE issue = ?", (issue,)).fetchone()
+        return SendRecord.from_row(row) if row else None
+
+    def all(self) -> list[SendRecord]:
+        return [SendRecord.from_row(r) for r in self.db.execute("SELECT * FROM sends ORDER BY id")]
+
+    def start(self, issue: str, subject: str, provider: str, now: datetime) -> tuple[SendRecord, int]:
+        """The issue's send, created with its audience snapshot on first use; and how many
+        rows a dead run had left in flight (now ``unknown``)."""
+        with transaction(self.db):
+            if self.find(issue) is None:
+                cursor = self.db.execute(
+                    "INSERT INTO sends (issue, subject, provider, state, started_at) "
+                    "VALUES (?, ?, ?, 'sending', ?)", (issue, subject, provider, now.isoformat()))
+                send_id = cursor.lastrowid
+                self.db.execute(
+                    "INSERT INTO deliveries (send_id, subscriber_id, email, updated_at) "
+                    "SELECT ?, s.id, s.email, ? FROM subscribers s "
+                    "WHERE s.status = 'active' AND NOT EXISTS "
+                    "(SELECT 1 FROM suppressions p WHERE p.email_key = s.email_key)",
+                    (send_id, now.isoformat()))
+                self.db.execute("UPDATE sends SET total = (SELECT count(*) FROM deliveries "
+                                "WHERE send_id = ?) WHERE id = ?", (send_id, send_id))
+            record = self.find(issue)
+            assert record is not None
+            orphans = self.db.execute(
+                "UPDATE deliveries SET status = 'unknown', updated_at = ?, error = "
+                "'in flight when a run stopped: it may or may not have been delivered' "
+                "WHERE send_id = ? AND status = 'inflight'",
+                (now.isoformat(), record.id)).rowcount
+            if orphans and record.state == "done":
+                self.db.execute("UPDATE sends SET state = 'sending' WHERE id = ?", (record.id,))
+        return self.find(issue) or record, orphans
+
+    def claim(self, send_id: int, size: int, now: datetime) -> list[Recipient]:
+        """The next batch of pending recipients, marked in flight and committed.
+
+        Whoever unsubscribed or was suppressed since the snapshot is skipped here."""
+        while True:
+            batch, skipped = self._claim_once(send_id, size, now.isoformat())
+            if batch or not skipped:  # a batch, or nothing pending at all
+                return batch
+
+    def _claim_once(self, send_id: int, size: int, stamp: str) -> tuple[list[Recipient], int]:
+        with transaction(self.db):
+            rows = self.db.execute(
+                "SELECT d.subscriber_id, s.email, s.name, s.fields, s.status, p.reason "
+                "FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
+                "LEFT JOIN suppressions p ON p.email_key = s.email_key "
+                "WHERE d.send_id = ? AND d.status = 'pending' "
+                "ORDER BY d.subscriber_id LIMIT ?", (send_id, size)).fetchall()
+            skipped, batch = [], []
+            for row in rows:
+                if row["status"] != "active" or row["reason"]:
+                    why = f"suppressed: {row['reason']}" if row["reason"] else "unsubscribed"
+                    skipped.append((why, stamp, send_id, row["subscriber_id"]))
+                else:
+                    batch.append(Recipient(row["subscriber_id"], row["email"], row["name"],
+                                           json.loads(row["fields"])))
+            self.db.executemany("UPDATE deliveries SET status = 'skipped', error = ?, "
+                                "updated_at = ? WHERE send_id = ? AND subscriber_id = ?",
+                                skipped)
+            self.db.executemany("UPDATE deliveries SET status = 'inflight', attempts = "
+                                "attempts + 1, updated_at = ? WHERE send_id = ? AND "
+                                "subscriber_id = ?", [(stamp, send_id, r.id) for r in batch])
+        return batch, len(skipped)
+
+    def record(self, send_id: int, results: Iterable[tuple[Recipient, str, str, str]],
+               provider: str, now: datetime) -> None:
+        """Each recipient's outcome: (recipient, status, message id, error)."""
+        stamp = now.isoformat()
+        with transaction(self.db):
+            self.db.executemany(
+                "UPDATE deliveries SET status = ?, message_id = ?, error = ?, provider = ?, "
+                "updated_at = ? WHERE send_id = ? AND subscriber_id = ?",
+                [(status, message_id or None, error or None, provider, stamp, send_id,
+                  recipient.id) for recipient, status, message_id, error in results])
+
+    def release(self, send_id: int, recipients: Sequence[Recipient], error: str,
+                now: datetime) -> None:
+        """Back to pending: these were certainly not delivered (a later run sends them)."""
+        self.record(send_id, [(r, "pending", "", error) for r in recipients], "", now)
+
+    def resend_unknown(self, send_id: int, now: datetime) -> int:
+        with transaction(self.db):
+            count = self.db.execute(
+                "UPDATE deliveries SET status = 'pending', updated_at = ? "
+                "WHERE send_id = ? AND status = 'unknown'", (now.isoformat(), send_id)).rowcount
+            if count:
+                self.db.execute("UPDATE sends SET state = 'sending', finished_at = NULL "
+                                "WHERE id = ?", (send_id,))
+        return count
+
+    def finish_if_done(self, send_id: int, now: datetime) -> bool:
+        with transaction(self.db):
+            open_rows = self.db.execute(
+                "SELECT count(*) FROM deliveries WHERE send_id = ? AND status IN "
+                "('pending', 'inflight')", (send_id,)).fetchone()[0]
+            if open_rows:
+                return False
+            self.db.execute("UPDATE sends SET state = 'done', finished_at = coalesce("
+                            "finished_at, ?) WHERE id = ?", (now.isoformat(), send_id))
+            return True
+
+    def counts(self, send_id: int) -> dict[str, int]:
+        found = dict(self.db.execute("SELECT status, count(*) FROM deliveries WHERE send_id = ? "
+                                     "GROUP BY status", (send_id,)).fetchall())
+        return {status: found.get(status, 0) for status in STATUSES}
+
+    def rows(self, send_id: int, status: str) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM deliveries WHERE send_id = ? AND status = ? "
+                               "ORDER BY subscriber_id", (send_id, status)).fetchall()

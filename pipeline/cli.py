@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
@@ -12,7 +13,7 @@ from pathlib import Path
 import click
 
 from .config import Config, load_config
-from .errors import ExitStatus, PipelineError, display_path
+from .errors import ConfigError, ExitStatus, PipelineError, display_path
 
 
 class App:
@@ -41,12 +42,24 @@ class App:
         zone = self.config.zone
         return self.now().astimezone(zone).date() if zone else self.now().astimezone().date()
 
+    def log(self, line: str) -> None:
+        """A log line on stderr, stamped with the (injected) time: fit for a log file."""
+        click.echo(f"{self.now().isoformat(timespec='seconds')} {line}", err=True)
+
     def runtime(self, stop=None):
-        """The send loop's view of the world: this clock, a real sleep, stderr logs."""
+        """The send loop's view of the world: this clock and sleep, stderr logs, and a
+        progress bar on a terminal or a log line per batch under cron."""
+        from .progress import Progress
         from .send import Runtime
 
-        runtime = Runtime(clock=self.clock, sleep=self.sleep,
-                          log=lambda line: click.echo(line, err=True))
+        tty = sys.stderr.isatty()
+
+        def progress(label: str, total: int):
+            write = (lambda text: click.echo(text, err=True, nl=False)) if tty else \
+                (lambda text: self.log(text.rstrip("\n")))
+            return Progress(label, total, tty, write)
+
+        runtime = Runtime(clock=self.clock, sleep=self.sleep, log=self.log, progress=progress)
         if stop is not None:
             runtime.stop = stop
         return runtime
@@ -229,17 +242,35 @@ def audience_export(app: App, file: Path) -> None:
               help="Override `provider` of newsletter.toml.")
 @click.option("--resend-unknown", is_flag=True,
               help="Also send to recipients whose delivery is unknown after a crash.")
+@click.option("--due", is_flag=True,
+              help="For cron: send every issue whose send_at has come and is not sent.")
+@click.option("--now", "now_text", metavar="TIME",
+              help="With --due: the time to take as now (ISO 8601), for tests and catch-up.")
 @pass_app
 def send(app: App, issue: str | None, test: bool, addresses: tuple[str, ...], dry_run: bool,
-         yes: bool, provider_name: str | None, resend_unknown: bool) -> None:
-    """Send ISSUE to every active subscriber (or a --test to any address)."""
+         yes: bool, provider_name: str | None, resend_unknown: bool, due: bool,
+         now_text: str | None) -> None:
+    """Send ISSUE to every active subscriber, a --test to any address, or --due issues."""
     from .providers import make_provider
     from .send import plan_send, send_test
 
-    if not issue:
-        raise click.UsageError("give the ISSUE to send")
     config = app.config
     name = provider_name or config["provider"]
+    if due:
+        if issue or test or addresses or dry_run or resend_unknown:
+            raise click.UsageError("--due sends every due issue; it takes no ISSUE, --test, "
+                                   "--to, --dry-run or --resend-unknown")
+        if now_text:
+            from .schedule import parse_time
+
+            moment = parse_time(now_text, config)
+            app.clock = lambda: moment
+        _run_due(app, name)
+        return
+    if now_text:
+        raise click.UsageError("--now goes with --due")
+    if not issue:
+        raise click.UsageError("give the ISSUE to send, or --due")
     folder = app.issue_folder(issue)
     if test:
         if not addresses:
@@ -265,26 +296,147 @@ def send(app: App, issue: str | None, test: bool, addresses: tuple[str, ...], dr
     if not yes and not resend_unknown and plan.recipients:
         click.confirm(f"Send {folder.name} to {plan.recipients} subscribers through {name}?",
                       abort=True, err=True)
-    _run_send(app, folder, make_provider(name, config), resend_unknown)
-
-
-def _run_send(app: App, folder: Path, provider, resend_unknown: bool) -> None:
-    from .lock import SendLock
-    from .send import send_issue
-
-    lock = SendLock(app.config.database)
-    if not lock.acquire():
-        raise PipelineError(f"another send is in progress (process {lock.holder()}); wait "
-                            "for it to finish", path=display_path(lock.path))
-    try:
-        with _stop_on_signals() as stop:
-            report = send_issue(folder, app.config, provider, app.runtime(stop=stop),
-                                resend_unknown)
-    finally:
-        lock.release()
-    _print_report(report, app.config)
+    with _send_lock(app, wait_message=None):
+        report = _send_one(app, folder, make_provider(name, config), resend_unknown)
     if not report.ok:
         raise click.exceptions.Exit(ExitStatus.PARTIAL)
+
+
+class _send_lock:
+    """One send run at a time per database. --due says so and exits 0; send ISSUE fails."""
+
+    def __init__(self, app: App, wait_message: str | None):
+        from .lock import SendLock
+
+        self.lock = SendLock(app.config.database)
+        self.app, self.wait_message = app, wait_message
+
+    def __enter__(self):
+        if not self.lock.acquire():
+            if self.wait_message is not None:
+                self.app.log(self.wait_message.format(pid=self.lock.holder()))
+                raise click.exceptions.Exit(ExitStatus.OK)
+            raise PipelineError(f"another send is in progress (process {self.lock.holder()}); "
+                                "wait for it to finish", path=display_path(self.lock.path))
+        return self
+
+    def __exit__(self, *exc):
+        self.lock.release()
+
+
+def _send_one(app: App, folder: Path, provider, resend_unknown: bool = False):
+    from .send import send_issue
+
+    with _stop_on_signals() as stop:
+        report = send_issue(folder, app.config, provider, app.runtime(stop=stop), resend_unknown)
+    _print_report(report, app.config)
+    return report
+
+
+def _run_due(app: App, provider_name: str) -> None:
+    from .db import connect
+    from .providers import make_provider
+    from .schedule import due_issues, format_delta
+
+    config = app.config
+    status = ExitStatus.OK
+    with _send_lock(app, "another send run is in progress (process {pid}); exiting"):
+        db = connect(config.database)
+        now = app.now()
+        due, late, invalid = due_issues(config, db, now)
+        db.close()
+        for state in invalid:
+            app.log(f"{state.slug}: cannot read: {state.problem}")
+            status = ExitStatus.PARTIAL
+        for state in late:
+            app.log(f"{state.slug}: not sent: send_at {state.send_at.isoformat()} was "
+                    f"{format_delta(now - state.send_at)} ago, more than max_lateness "
+                    f"{format_delta(config['max_lateness'])}; send it with `newsletter send "
+                    f"{state.slug}` if it should still go out, or reschedule it")
+            status = ExitStatus.PARTIAL
+        if not due and not late and not invalid:
+            app.log("nothing due")
+        for state in due:
+            app.log(f"{state.slug}: due at {state.send_at.isoformat() if state.send_at else '-'}"
+                    f"; {'resuming' if state.state == 'sending' else 'sending'}")
+            try:
+                report = _send_one(app, state.folder, make_provider(provider_name, config))
+            except PipelineError as exc:
+                if isinstance(exc, ConfigError):
+                    raise
+                app.log(f"{state.slug}: failed: {exc.format_message()}")
+                status = ExitStatus.PARTIAL
+                continue
+            if not report.ok:
+                status = ExitStatus.PARTIAL
+            if report.stopped:
+                break
+    raise click.exceptions.Exit(status)
+
+
+@cli.command()
+@click.argument("issue")
+@click.option("--at", "at", metavar="TIME",
+              help="ISO 8601 with a zone, or a local time in the configured timezone.")
+@click.option("--cancel", is_flag=True, help="Remove the schedule.")
+@pass_app
+def schedule(app: App, issue: str, at: str | None, cancel: bool) -> None:
+    """Set (or --cancel) ISSUE's send_at; cron's `send --due` sends it then."""
+    from .schedule import parse_time, set_send_at
+
+    if bool(at) == cancel:
+        raise click.UsageError("give either --at TIME or --cancel")
+    when = None if cancel else parse_time(at, app.config)
+    path = set_send_at(app.issue_folder(issue), when)
+    click.echo(f"{display_path(path)}: " + (f"send_at {when.isoformat()}" if when else
+                                            "schedule removed"))
+
+
+@cli.command()
+@click.argument("issue", required=False)
+@click.option("--json", "as_json", is_flag=True, help="A JSON list, for scripts.")
+@pass_app
+def status(app: App, issue: str | None, as_json: bool) -> None:
+    """Each issue's schedule, state and recipients: sent, failed, unknown, pending."""
+    import json
+
+    from .db import connect
+    from .ledger import Ledger
+    from .schedule import issue_folders, issue_state
+
+    config = app.config
+    folders = [app.issue_folder(issue)] if issue else issue_folders(config)
+    db = connect(config.database)
+    states = [issue_state(folder, config, Ledger(db), app.now()) for folder in folders]
+    if as_json:
+        click.echo(json.dumps([s.as_json() for s in states], ensure_ascii=False, indent=2))
+        return
+    for s in states:
+        when = s.send_at.isoformat() if s.send_at else "-"
+        line = f"{s.slug}  {s.state:<9}  send_at {when}"
+        if s.total or s.provider:
+            c = s.counts
+            line += (f"  {s.provider}: {s.total} recipients, sent {c['sent']}, failed "
+                     f"{c['failed']}, unknown {c['unknown']}, pending {c['pending']}"
+                     f"  started {s.started_at}"
+                     + (f" finished {s.finished_at}" if s.finished_at else ""))
+        if s.problem:
+            line += f"  {s.problem}"
+        click.echo(line)
+        if issue and s.counts.get("unknown"):
+            rows = Ledger(db).rows(Ledger(db).find(s.slug).id, "unknown")
+            click.echo(f"  unknown (resend with `newsletter send {s.slug} --resend-unknown`):")
+            for row in rows:
+                click.echo(f"    {row['email']}")
+
+
+@cli.command()
+@pass_app
+def cron(app: App) -> None:
+    """Print the crontab line that sends due issues every five minutes."""
+    root = app.config.root
+    click.echo(f"*/5 * * * * cd {root} && .venv/bin/newsletter send --due "
+               ">> logs/send.log 2>&1")
 
 
 def _print_report(report, config: Config) -> None:

@@ -107,6 +107,14 @@ def read_issue(folder: Path, config: Config) -> Issue:
     )
 
 
+def read_metadata(folder: Path, config: Config) -> tuple[dict[str, Any], dict[str, int]]:
+    """issue.yaml alone, validated (for schedules and status: no Markdown is read)."""
+    problems = Problems()
+    meta, lines = _read_issue_yaml(folder, config, problems)
+    problems.raise_if_any()
+    return meta, lines
+
+
 # --- issue.yaml --------------------------------------------------------------------
 
 

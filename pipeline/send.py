@@ -38,7 +38,7 @@ class Runtime:
     random: Callable[[], float] = random.random
     log: Callable[[str], None] = lambda line: None
     stop: Callable[[], bool] = lambda: False  # set by SIGINT/SIGTERM: finish the batch, stop
-    progress: Callable[[int], None] = lambda done: None
+    progress: Callable[[str, int], Callable[[int], None]] = lambda label, total: lambda done: None
 
 
 @dataclass
@@ -52,6 +52,7 @@ class SendReport:
     gave_up: bool = False
     stopped: bool = False
     sent_now: int = 0
+    handled_now: int = 0  # recipients given a final outcome by this run
 
     @property
     def ok(self) -> bool:
@@ -87,6 +88,7 @@ def send_issue(folder: Path, config: Config, provider: Provider, rt: Runtime,
         count = ledger.resend_unknown(record.id, rt.clock())
         rt.log(f"{issue.slug}: {count} unknown recipients queued to send again")
     report = SendReport(issue.slug, provider.name, record.total, {}, False, orphans)
+    progress = rt.progress(issue.slug, ledger.counts(record.id)["pending"])
     with provider:
         while not rt.stop():
             batch = ledger.claim(record.id, provider.batch_size, rt.clock())
@@ -94,10 +96,12 @@ def send_issue(folder: Path, config: Config, provider: Provider, rt: Runtime,
                 break
             delivered = deliver_batch(ledger, record.id, provider, email, batch, rt)
             report.sent_now += delivered.sent
-            rt.progress(report.sent_now)
+            report.handled_now += delivered.handled
+            progress(report.handled_now)
             if not delivered.finished:
                 report.gave_up = True
                 break
+    getattr(progress, "finish", lambda: None)()
     report.stopped = rt.stop()
     report.done = ledger.finish_if_done(record.id, rt.clock())
     report.counts = ledger.counts(record.id)
@@ -108,6 +112,7 @@ def send_issue(folder: Path, config: Config, provider: Provider, rt: Runtime,
 @dataclass
 class Delivered:
     sent: int = 0
+    handled: int = 0
     finished: bool = True  # False: the batch was put back after too many attempts
     outcomes: list[Outcome] = field(default_factory=list)
 
@@ -131,6 +136,7 @@ def deliver_batch(ledger: Ledger, send_id: int, provider: Provider, email: Prepa
             else:
                 done.append((recipient, outcome.status, outcome.message_id, outcome.error))
                 result.sent += outcome.status == "sent"
+                result.handled += 1
         ledger.record(send_id, done, provider.name, rt.clock())
         if not retry:
             return result

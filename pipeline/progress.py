@@ -1,0 +1,32 @@
+"""Progress of a send: a bar on a terminal, one log line per batch under cron."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+class Progress:
+    def __init__(self, label: str, total: int, tty: bool, write: Callable[[str], None],
+                 timer: Callable[[], float] = time.monotonic):
+        self.label, self.total, self.tty, self.write, self.timer = label, total, tty, write, timer
+        self.start = timer()
+        self.batches = 0
+
+    def __call__(self, done: int) -> None:
+        self.batches += 1
+        elapsed = max(self.timer() - self.start, 1e-9)
+        rate = done / elapsed
+        left = (self.total - done) / rate if rate and self.total > done else 0
+        if self.tty:
+            width = 30
+            filled = int(width * done / self.total) if self.total else width
+            self.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
+                       f"{done:,}/{self.total:,}  {rate:,.0f}/s  {left:,.0f}s left   ")
+        else:
+            self.write(f"{self.label}: batch {self.batches}: {done:,}/{self.total:,} "
+                       f"delivered ({rate:,.0f}/s)\n")
+
+    def finish(self) -> None:
+        if self.tty and self.batches:
+            self.write("\n")

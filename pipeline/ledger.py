@@ -20,6 +20,12 @@ from .db import transaction
 from .personalise import Recipient
 
 TERMINAL = ("sent", "failed", "unknown", "skipped")
+_IN_IDS = "subscriber_id IN (SELECT value FROM json_each(?))"
+
+
+def _ids(ids: Iterable[int]) -> str:
+    """Subscriber ids as one JSON array: a batch is updated in one statement."""
+    return json.dumps(list(ids))
 STATUSES = ("pending", "inflight", *TERMINAL)
 
 
@@ -43,6 +49,7 @@ class SendRecord:
 class Ledger:
     def __init__(self, db: sqlite3.Connection):
         self.db = db
+        self.cursor: dict[int, int] = {}  # send id -> the last subscriber id claimed
 
     def find(self, issue: str) -> SendRecord | None:
         row = self.db.execute("SELECT * FROM sends WHERE issue = ?", (issue,)).fetchone()
@@ -89,50 +96,63 @@ class Ledger:
                 return batch
 
     def _claim_once(self, send_id: int, size: int, stamp: str) -> tuple[list[Recipient], int]:
+        # Pending rows are taken in key order from where the last batch ended: a range
+        # scan of the primary key, so the ledger needs no index on status.
+        after = self.cursor.get(send_id, 0)
         with transaction(self.db):
             rows = self.db.execute(
                 "SELECT d.subscriber_id, s.email, s.name, s.fields, s.status, p.reason "
                 "FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
                 "LEFT JOIN suppressions p ON p.email_key = s.email_key "
-                "WHERE d.send_id = ? AND d.status = 'pending' "
-                "ORDER BY d.subscriber_id LIMIT ?", (send_id, size)).fetchall()
+                "WHERE d.send_id = ? AND d.subscriber_id > ? AND d.status = 'pending' "
+                "ORDER BY d.subscriber_id LIMIT ?", (send_id, after, size)).fetchall()
+            if rows:
+                self.cursor[send_id] = rows[-1]["subscriber_id"]
             skipped, batch = [], []
             for row in rows:
                 if row["status"] != "active" or row["reason"]:
                     why = f"suppressed: {row['reason']}" if row["reason"] else "unsubscribed"
                     skipped.append((why, stamp, send_id, row["subscriber_id"]))
                 else:
+                    fields = row["fields"]
                     batch.append(Recipient(row["subscriber_id"], row["email"], row["name"],
-                                           json.loads(row["fields"])))
+                                           json.loads(fields) if fields != "{}" else {}))
             self.db.executemany("UPDATE deliveries SET status = 'skipped', error = ?, "
                                 "updated_at = ? WHERE send_id = ? AND subscriber_id = ?",
                                 skipped)
-            self.db.executemany("UPDATE deliveries SET status = 'inflight', attempts = "
-                                "attempts + 1, updated_at = ? WHERE send_id = ? AND "
-                                "subscriber_id = ?", [(stamp, send_id, r.id) for r in batch])
+            self.db.execute("UPDATE deliveries SET status = 'inflight', attempts = attempts + 1, "
+                            f"updated_at = ? WHERE send_id = ? AND {_IN_IDS}",
+                            (stamp, send_id, _ids(r.id for r in batch)))
         return batch, len(skipped)
 
     def record(self, send_id: int, results: Iterable[tuple[Recipient, str, str, str]],
                provider: str, now: datetime) -> None:
         """Each recipient's outcome: (recipient, status, message id, error)."""
         stamp = now.isoformat()
+        groups: dict[tuple[str, str, str], list[int]] = {}
+        for recipient, status, message_id, error in results:
+            groups.setdefault((status, message_id, error), []).append(recipient.id)
         with transaction(self.db):
-            self.db.executemany(
-                "UPDATE deliveries SET status = ?, message_id = ?, error = ?, provider = ?, "
-                "updated_at = ? WHERE send_id = ? AND subscriber_id = ?",
-                [(status, message_id or None, error or None, provider, stamp, send_id,
-                  recipient.id) for recipient, status, message_id, error in results])
+            # one statement per distinct outcome (a SendGrid batch is one): set-based
+            for (status, message_id, error), ids in groups.items():
+                self.db.execute(
+                    "UPDATE deliveries SET status = ?, message_id = ?, error = ?, provider = ?, "
+                    f"updated_at = ? WHERE send_id = ? AND {_IN_IDS}",
+                    (status, message_id or None, error or None, provider, stamp, send_id,
+                     _ids(ids)))
 
     def release(self, send_id: int, recipients: Sequence[Recipient], error: str,
                 now: datetime) -> None:
         """Back to pending: these were certainly not delivered (a later run sends them)."""
         self.record(send_id, [(r, "pending", "", error) for r in recipients], "", now)
+        self.cursor.pop(send_id, None)  # a later claim looks from the start again
 
     def resend_unknown(self, send_id: int, now: datetime) -> int:
         with transaction(self.db):
             count = self.db.execute(
                 "UPDATE deliveries SET status = 'pending', updated_at = ? "
                 "WHERE send_id = ? AND status = 'unknown'", (now.isoformat(), send_id)).rowcount
+            self.cursor.pop(send_id, None)
             if count:
                 self.db.execute("UPDATE sends SET state = 'sending', finished_at = NULL "
                                 "WHERE id = ?", (send_id,))

@@ -30,7 +30,7 @@ class Signer:
         self.list_id = list_id
 
     def _mac(self, payload: bytes) -> bytes:
-        return hmac.new(self.key, payload, hashlib.sha256).digest()[:20]
+        return hmac.digest(self.key, payload, "sha256")[:20]
 
     def token(self, email: str) -> str:
         payload = f"{self.list_id}{_SEPARATOR}{email.lower()}".encode()

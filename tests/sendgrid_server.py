@@ -56,13 +56,15 @@ def limit_errors(body: dict) -> list[dict]:
                     error("Recipient names may not contain ';' or ','.",
                           f"personalizations.{n}.{kind}.name")
         subs = p.get("substitutions") or {}
-        if len(json.dumps(subs, ensure_ascii=False).encode()) > 10000:
+        if sum(len(k) + len(v) for k, v in subs.items()) * 3 > 10000 and \
+                len(json.dumps(subs, ensure_ascii=False).encode()) > 10000:
             error("The substitutions of a personalization must total less than 10000 bytes.",
                   f"personalizations.{n}.substitutions")
         if any(not isinstance(v, str) for v in subs.values()):
             error("Substitution values must be strings.", f"personalizations.{n}.substitutions")
         merged = {**custom_top, **(p.get("custom_args") or {})}
-        if len(json.dumps(merged).encode()) >= 10000:
+        if sum(len(k) + len(str(v)) for k, v in merged.items()) * 6 >= 10000 and \
+                len(json.dumps(merged).encode()) >= 10000:
             error("custom_args must total less than 10000 bytes.",
                   f"personalizations.{n}.custom_args")
         for header in p.get("headers") or {}:

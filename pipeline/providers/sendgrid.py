@@ -13,10 +13,11 @@ import re
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from html import escape
 from http.client import HTTPException
 
 from ..errors import ConfigError, DeliveryError
-from ..personalise import Message
+from ..personalise import Message, PreparedEmail
 from . import FAILED, RETRY, SENT, UNKNOWN, Outcome, Provider
 
 MAX_PERSONALIZATIONS = 1000
@@ -45,19 +46,22 @@ class SendGridProvider(Provider):
         self.client.client.timeout = settings["timeout"]
         self.settings = settings
         self.batch_size = settings["batch_size"]
+        self._shared_json: tuple[PreparedEmail | None, str] = (None, "")
 
-    def body(self, messages: Sequence[Message]) -> dict:
+    def personalizations(self, messages: Sequence[Message]) -> list[dict]:
+        """Per recipient only what differs: the address, substitutions, headers."""
         prepared = messages[0].prepared
-        html, text = prepared.html, prepared.text
-        html_slots = dict.fromkeys(html.slots)
-        text_slots = dict.fromkeys(text.slots)
+        # every distinct slot once: (substitution key, field, fallback, HTML?)
+        slots = {(token, name, fallback, True) for token, name, fallback in prepared.html.slots}
+        slots |= {(TEXT_KEY + token[2:], name, fallback, False)
+                  for token, name, fallback in prepared.text.slots}
+        fields = {name for _, name, _, _ in slots}
         personalizations = []
         for message in messages:
-            values = message.values
-            substitutions = {token: html.value(name, fallback, values)
-                             for token, name, fallback in html_slots}
-            for token, name, fallback in text_slots:
-                substitutions[TEXT_KEY + token[2:]] = text.value(name, fallback, values)
+            raw = {name: message.values.get(name, "") for name in fields}
+            escaped = {name: escape(value) for name, value in raw.items()}
+            substitutions = {key: (escaped if html else raw)[name] or fallback
+                             for key, name, fallback, html in slots}
             to = {"email": message.recipient.email}
             name = re.sub(r"[;,\r\n]", " ", message.recipient.name).strip()
             if name:
@@ -68,15 +72,19 @@ class SendGridProvider(Provider):
                 "headers": message.headers(),
                 "custom_args": {"subscriber": str(message.recipient.id)},
             })
+        return personalizations
+
+    def shared(self, prepared: PreparedEmail) -> dict:
+        """What every request of the issue carries: sender, subject, both parts, …"""
         sender = self.config["sender"]
         body = {
             "from": {"email": sender["email"], "name": sender["name"]},
             "subject": prepared.subject,
             "content": [
-                {"type": "text/plain", "value": text.source(lambda t: TEXT_KEY + t[2:])},
-                {"type": "text/html", "value": html.source()},
+                {"type": "text/plain",
+                 "value": prepared.text.source(lambda t: TEXT_KEY + t[2:])},
+                {"type": "text/html", "value": prepared.html.source()},
             ],
-            "personalizations": personalizations,
             "headers": {
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
                 "List-Id": f"{self.config['name']} <{self.config.list_id}>",
@@ -94,6 +102,19 @@ class SendGridProvider(Provider):
             body["mail_settings"] = {"sandbox_mode": {"enable": True}}
         return body
 
+    def body(self, messages: Sequence[Message]) -> dict:
+        return {**self.shared(messages[0].prepared),
+                "personalizations": self.personalizations(messages)}
+
+    def encoded_body(self, messages: Sequence[Message]) -> str:
+        """The request body as JSON text. The shared part (the whole email) is encoded
+        once per issue; each request adds only its personalizations."""
+        prepared = messages[0].prepared
+        if self._shared_json[0] is not prepared:
+            self._shared_json = (prepared, _json(self.shared(prepared)))
+        return (self._shared_json[1][:-1] + ',"personalizations":'
+                + _json(self.personalizations(messages)) + "}")
+
     def send(self, messages: Sequence[Message], now: datetime) -> list[Outcome]:
         from python_http_client.exceptions import HTTPError
 
@@ -101,7 +122,11 @@ class SendGridProvider(Provider):
             return [outcome] * len(messages)
 
         try:
-            response = self.client.client.mail.send.post(request_body=self.body(messages))
+            # a JSON text with this content type is sent as it is (python_http_client
+            # would otherwise encode the whole body again, HTML included)
+            response = self.client.client.mail.send.post(
+                request_body=self.encoded_body(messages),
+                request_headers={"Content-Type": "application/json; charset=utf-8"})
         except HTTPError as exc:
             status = exc.status_code
             error = f"SendGrid answered {status}: {describe_errors(exc.body)}"
@@ -122,6 +147,10 @@ class SendGridProvider(Provider):
             return every(Outcome(RETRY, error=f"connection to SendGrid failed: {reason}"))
         message_id = response.headers.get("X-Message-Id", "") if response.headers else ""
         return every(Outcome(SENT, message_id=message_id))
+
+
+def _json(value) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def describe_errors(body: bytes | str | None) -> str:

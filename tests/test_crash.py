@@ -1,0 +1,126 @@
+"""Real processes killed, interrupted and racing: nobody is sent twice, nobody forgotten.
+
+Each send here is `python -m pipeline send ...` in its own process, against the local
+SendGrid server running in the test process."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.sendgrid_server import API_KEY, SendGridServer
+from tests.test_schedule import populate
+
+ISSUE = "2023-12-07-ai-productivity-09"
+
+
+@pytest.fixture
+def server():
+    with SendGridServer() as sg:
+        sg.faults = lambda n, body: "slow"
+        sg.delay = 0.03  # a request takes a while, as over a real network
+        yield sg
+
+
+def environment(project, server) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env.update({"NEWSLETTER_PROVIDER": "sendgrid", "NEWSLETTER_SENDGRID_API_HOST": server.url,
+                "SENDGRID_API_KEY": API_KEY, "NEWSLETTER_SECRET": "crash-test-secret"})
+    return env
+
+
+def start(project, server, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=project,
+                            env=environment(project, server), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def statuses(project) -> dict[str, list[str]]:
+    db = sqlite3.connect(project / ".newsletter" / "newsletter.db")
+    found: dict[str, list[str]] = {}
+    for status, email in db.execute("SELECT status, email FROM deliveries"):
+        found.setdefault(status, []).append(email)
+    return found
+
+
+def test_sigkill_at_random_moments_never_sends_twice(project, server):
+    total = 20_000
+    populate(project / ".newsletter" / "newsletter.db", total)
+    rng = random.Random(20231207)
+    kills, window = 0, 0.6
+    for _ in range(80):
+        process = start(project, server, "send", ISSUE, "--yes")
+        try:
+            process.wait(timeout=rng.uniform(0.2, window))
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            kills += 1
+            window += 0.15  # later runs live longer, so the send ends
+            continue
+        out, err = process.communicate()
+        assert process.returncode in (0, 3), err
+        break
+    else:
+        pytest.fail("the send never finished")
+    assert kills >= 3, "the test should kill the sender several times"
+    found = statuses(project)
+    assert set(found) <= {"sent", "unknown"}
+    unknown = set(found.get("unknown", []))
+    assert len(unknown) <= 1000 * kills  # at most the batch in flight, per kill
+    assert len(found["sent"]) + len(unknown) == total
+    for address in found["sent"]:
+        assert server.received[address] == 1, address
+    for address in unknown:
+        assert server.received[address] in (0, 1), address
+    # an explicit decision completes the rest
+    process = start(project, server, "send", ISSUE, "--resend-unknown")
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    found = statuses(project)
+    assert list(found) == ["sent"] and len(found["sent"]) == total
+    assert len(server.received) == total
+    assert all(server.received[a] == 1 for a in set(found["sent"]) - unknown)
+
+
+def test_two_due_runs_at_once_send_exactly_once(project, server):
+    populate(project / ".newsletter" / "newsletter.db", 4000)
+    meta = project / "issues" / ISSUE / "issue.yaml"
+    meta.write_text(meta.read_text() + "send_at: 2023-12-07T09:00:00+08:00\n")
+    now = ["send", "--due", "--now", "2023-12-07T09:02:00+08:00"]
+    first, second = start(project, server, *now), start(project, server, *now)
+    results = [p.communicate(timeout=120) + (p.returncode,) for p in (first, second)]
+    assert [code for _, _, code in results] == [0, 0]
+    sending = [err for _, err, _ in results if f"{ISSUE}: due at" in err]
+    waiting = [err for _, err, _ in results if "another send run is in progress" in err]
+    assert len(sending) == 1 and len(waiting) == 1, results
+    assert len(server.received) == 4000 and set(server.received.values()) == {1}
+
+
+def test_sigterm_finishes_the_batch_in_flight_and_the_next_run_resumes(project, server):
+    populate(project / ".newsletter" / "newsletter.db", 8000)
+    process = start(project, server, "send", ISSUE, "--yes")
+    deadline = time.monotonic() + 60
+    while server.requests < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 3, err
+    assert "stopping after the batch in flight" in err
+    assert f"{ISSUE}: stopped through sendgrid: sent" in out
+    found = statuses(project)
+    assert "inflight" not in found and "unknown" not in found
+    assert len(found["sent"]) == server.accepted_requests * 1000 < 8000
+    assert all(server.received[a] == 1 for a in found["sent"])
+    resumed = start(project, server, "send", "--due")  # cron picks the send up again
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    assert "resuming" in err
+    assert len(server.received) == 8000 and set(server.received.values()) == {1}

@@ -163,6 +163,18 @@ def unsubscribe(db: sqlite3.Connection, email: str, now: datetime, source: str) 
         return True
 
 
+def unsubscribe_address(db: sqlite3.Connection, email: str, now: datetime, source: str) -> None:
+    """Unsubscribe a reader; an address not in the audience is suppressed instead, so
+    that it is never added back. Repeating it changes nothing."""
+    try:
+        unsubscribe(db, email, now, source)
+    except PipelineError:
+        with transaction(db):
+            db.execute("INSERT OR IGNORE INTO suppressions (email_key, reason, source, "
+                       "created_at) VALUES (?, 'unsubscribe', ?, ?)",
+                       (email.lower(), source, now.isoformat()))
+
+
 _SELECT = ("SELECT s.*, p.reason FROM subscribers s "
            "LEFT JOIN suppressions p ON p.email_key = s.email_key")
 _WHERE = {

@@ -227,6 +227,58 @@ def audience_export(app: App, file: Path) -> None:
     click.echo(f"wrote {export_csv(_db(app), file)} subscribers to {display_path(file)}")
 
 
+@audience.command("unsubscribe")
+@click.argument("token_or_email")
+@pass_app
+def audience_unsubscribe(app: App, token_or_email: str) -> None:
+    """Unsubscribe the reader a TOKEN (from an unsubscribe mail's subject) or EMAIL names."""
+    from .audience import unsubscribe_address
+    from .tokens import Signer, TokenError
+
+    email = token_or_email.strip()
+    if "@" not in email:
+        if not app.config.secrets.newsletter_secret:
+            raise ConfigError.one(app.config.path.name, "NEWSLETTER_SECRET is not set; export "
+                                                        "it to read unsubscribe tokens")
+        try:
+            email = Signer(app.config.secrets.newsletter_secret, app.config.list_id).email(email)
+        except TokenError as exc:
+            raise PipelineError(f"not a valid unsubscribe token ({exc}); copy it whole from "
+                                "the mail's subject, or give the address") from None
+    unsubscribe_address(_db(app), email, app.now(), "mailto")
+    click.echo(f"{email}: unsubscribed")
+
+
+@audience.command("sync")
+@pass_app
+def audience_sync(app: App) -> None:
+    """Pull SendGrid's unsubscribes, bounces, blocks, invalid addresses and spam reports."""
+    from .suppressions import sync_suppressions
+
+    report = sync_suppressions(_db(app), app.config, app.now())
+    for kind, (listed, added) in report.items():
+        click.echo(f"{kind}: {listed} listed, {added} new")
+
+
+# --- serve ---------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@pass_app
+def serve(app: App, host: str, port: int) -> None:
+    """Answer unsubscribe links (one-click POST and the page) behind your reverse proxy."""
+    import waitress
+
+    from .web import make_app
+
+    application = make_app(app.config, app.clock)
+    app.log(f"serving unsubscribe on http://{host}:{port}/unsubscribe (Ctrl-C stops)")
+    waitress.serve(application, host=host, port=port, threads=4, ident="newsletter",
+                   _quiet=True)
+
+
 # --- send ----------------------------------------------------------------------------
 
 

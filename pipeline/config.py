@@ -86,6 +86,12 @@ SCHEMA: dict[str, Any] = {
         "unsubscribe": Key("str", "Unsubscribe"),
         "links": Key("str", "Links"),
         "why": Key("str", "You receive this because you subscribed to {name}."),
+        "unsubscribe_prompt": Key("str", "Stop receiving {name} at {email}?"),
+        "unsubscribe_button": Key("str", "Unsubscribe"),
+        "unsubscribed": Key("str", "{email} is unsubscribed from {name}. You will not "
+                                   "receive another issue."),
+        "invalid_link": Key("str", "This unsubscribe link is not valid. Use the link in "
+                                   "your latest email, or reply to it and ask us."),
     },
     "jekyll": {
         "layout": Key("str", "post"),

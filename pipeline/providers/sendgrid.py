@@ -24,26 +24,33 @@ MAX_PERSONALIZATIONS = 1000
 TEXT_KEY = "%%text:"  # the text part's placeholders get their own keys: values differ
 
 
+def sendgrid_client(config):
+    """The official client for the configured API host, with the key from the
+    environment; a missing key fails here, before any request."""
+    key = config.secrets.sendgrid_api_key
+    if not key:
+        raise ConfigError.one(config.path.name, "SENDGRID_API_KEY is not set; export "
+                                                "the API key (never put it in a file)")
+    from sendgrid import SendGridAPIClient
+
+    # python_http_client logs every request's headers, the API key among them, at
+    # DEBUG: keep that logger above DEBUG whatever the root logger's level.
+    logging.getLogger("python_http_client").setLevel(logging.INFO)
+    client = SendGridAPIClient(api_key=key, host=config["sendgrid"]["api_host"])
+    client.client.timeout = config["sendgrid"]["timeout"]
+    return client
+
+
 class SendGridProvider(Provider):
     name = "sendgrid"
 
     def __init__(self, config):
         super().__init__(config)
         settings = config["sendgrid"]
-        key = config.secrets.sendgrid_api_key
-        if not key:
-            raise ConfigError.one(config.path.name, "SENDGRID_API_KEY is not set; export "
-                                                    "the API key (never put it in a file)")
         if not 1 <= settings["batch_size"] <= MAX_PERSONALIZATIONS:
             raise ConfigError.one(config.path.name, "'sendgrid.batch_size' must be between 1 "
                                                     f"and {MAX_PERSONALIZATIONS}")
-        from sendgrid import SendGridAPIClient
-
-        # python_http_client logs every request's headers, the API key among them, at
-        # DEBUG: keep that logger above DEBUG whatever the root logger's level.
-        logging.getLogger("python_http_client").setLevel(logging.INFO)
-        self.client = SendGridAPIClient(api_key=key, host=settings["api_host"])
-        self.client.client.timeout = settings["timeout"]
+        self.client = sendgrid_client(config)
         self.settings = settings
         self.batch_size = settings["batch_size"]
         self._shared_json: tuple[PreparedEmail | None, str] = (None, "")

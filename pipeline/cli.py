@@ -260,6 +260,39 @@ def audience_sync(app: App) -> None:
         click.echo(f"{kind}: {listed} listed, {added} new")
 
 
+# --- publish -------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("site"),
+              show_default=True, help="Folder for the static site.")
+@pass_app
+def publish(app: App, out: Path) -> None:
+    """Build the web archive: a page per published issue, an index, an Atom feed."""
+    from .publish import publish_site
+
+    report = publish_site(app.config, out)
+    click.echo(f"published {len(report.issues)} issues to {display_path(report.out)}/")
+    for slug in report.issues:
+        click.echo(f"  {slug}/")
+
+
+@cli.command()
+@click.argument("issue")
+@click.option("--format", "fmt", type=click.Choice(["jekyll"]), default="jekyll",
+              show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="The blog's folder (holding _posts/).")
+@pass_app
+def export(app: App, issue: str, fmt: str, out: Path) -> None:
+    """Write ISSUE as a post for an existing blog (Jekyll: _posts/ and assets/)."""
+    from .publish import export_jekyll
+    from .reader import read_issue
+
+    post = export_jekyll(read_issue(app.issue_folder(issue), app.config), app.config, out)
+    click.echo(f"wrote {display_path(post)}")
+
+
 # --- serve ---------------------------------------------------------------------------
 
 

@@ -36,6 +36,7 @@ class Item:
     tokens: list[Any]  # markdown-it block tokens of the body
     images: list[Image] = field(default_factory=list)
     links: list[Link] = field(default_factory=list)
+    source: str = ""  # the body's Markdown, as written
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Section:
     items: list[Item]
     images: list[Image] = field(default_factory=list)  # those of the intro
     links: list[Link] = field(default_factory=list)
+    intro_source: str = ""  # the introduction's Markdown, as written
 
 
 @dataclass

@@ -295,8 +295,18 @@ def _read_section(path: Path, folder: Path, config: Config, problems: Problems
         return None
     section = Section(path=shown, kind=kind, title=meta.get("title") or section_kind.label,
                       template=section_kind.template, intro=intro, items=items)
+    _attach_sources(section, source, body_start)
     section.images, section.links = _images_and_links(intro, path, folder, source, problems)
     return section
+
+
+def _attach_sources(section: Section, source: list[str], body_start: int) -> None:
+    """Each item's Markdown as written: the lines between its heading and the next."""
+    starts = [item.line for item in section.items]  # 1-based lines of the headings
+    ends = [line - 1 for line in starts[1:]] + ([len(source)] if starts else [])
+    section.intro_source = "\n".join(source[body_start:(starts[0] - 1) if starts else None]).strip()
+    for item, start, end in zip(section.items, starts, ends, strict=True):
+        item.source = "\n".join(source[start:end]).strip()
 
 
 def _split_items(tokens, path: Path, folder: Path, source: list[str], problems: Problems

@@ -1,0 +1,139 @@
+"""The web archive, its Atom feed and the Jekyll export: one source, every output."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlparse
+
+import feedparser
+import yaml
+
+from tests.conftest import MINIMAL_SECTION, horizontal_overflow, write_issue
+
+ISSUE = "2023-12-07-ai-productivity-09"
+ROUNDUP = "2023-03-19-ai-weekly-roundup"
+
+
+class Links(HTMLParser):
+    def __init__(self, html: str):
+        super().__init__()
+        self.urls: list[str] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        for key, value in attrs:
+            if key in ("href", "src") and value:
+                self.urls.append(value)
+
+
+def add_draft(project: Path) -> None:
+    write_issue(project / "issues" / "2024-01-05-draft", {
+        "issue.yaml": 'number: 10\ntitle: "草稿：还没写完"\ndate: 2024-01-05\n',
+        "01-news.md": MINIMAL_SECTION})
+
+
+def test_publish_lists_the_published_issues_newest_first(run, project):
+    add_draft(project)
+    result = run("publish")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (f"published 2 issues to site/\n  {ISSUE}/\n  {ROUNDUP}/\n")
+    index = (project / "site" / "index.html").read_text()
+    assert index.index(f'href="{ISSUE}/"') < index.index(f'href="{ROUNDUP}/"')
+    assert "GPT 商店推迟到 2024 年；ChatGPT 满一周岁" in index  # the preheader
+    assert "草稿" not in index and not (project / "site" / "2024-01-05-draft").exists()
+
+
+def test_the_feed_parses_and_lists_exactly_the_published_issues(run, project):
+    add_draft(project)
+    run("publish")
+    feed = feedparser.parse((project / "site" / "feed.xml").read_bytes())
+    assert not feed.bozo, feed.bozo_exception
+    assert feed.feed.title == "AI生产力快报"
+    assert [e.link for e in feed.entries] == [
+        f"https://news.example.com/issues/{ISSUE}/", f"https://news.example.com/issues/{ROUNDUP}/"]
+    first = feed.entries[0]
+    assert first.title == "AI生产力快报｜09"
+    content = first.content[0].value
+    for title in ("在 Google Colab 里直接用上 transformers", "GPT 商店推迟到 2024 年初",
+                  "ChatGPT 满一周岁", "杨立昆：智能不等于控制欲"):
+        assert title in content
+    assert (f'src="https://news.example.com/issues/{ISSUE}/images/colab.png"') in content
+    assert "%%" not in content  # no per-recipient placeholders on the web
+
+
+def test_a_sent_issue_is_published_even_without_the_flag(run, project, audience):
+    meta = project / "issues" / ROUNDUP / "issue.yaml"
+    meta.write_text(meta.read_text().replace("publish: true\n", ""))
+    assert run("publish").stdout.count("/\n") == 2  # site/ and the one issue
+    assert not (project / "site" / ROUNDUP).exists()
+    run("send", ROUNDUP, "--yes")
+    assert f"  {ROUNDUP}/" in run("publish").stdout
+
+
+def test_every_link_and_image_resolves_inside_the_site(run, project):
+    run("publish")
+    site = (project / "site").resolve()
+    pages = list(site.rglob("*.html"))
+    assert len(pages) == 3
+    checked = 0
+    for page in pages:
+        for url in Links(page.read_text()).urls:
+            parsed = urlparse(url)
+            if parsed.scheme in ("http", "https", "mailto") or url.startswith("#"):
+                continue
+            target = (page.parent / parsed.path).resolve()
+            if target.is_dir():
+                target = target / "index.html"
+            assert target.is_file() and site in target.parents, (page, url)
+            checked += 1
+    assert checked >= 15  # index → pages, pages → index, feed, every image
+
+
+def test_view_in_browser_points_at_the_issue_page(run, project):
+    run("publish")
+    run("audience", "add", "reader@example.com")
+    run("send", ISSUE, "--yes")
+    eml = next((project / "outbox" / ISSUE).glob("*.eml")).read_bytes()
+    import email
+    from email import policy
+
+    html = email.message_from_bytes(eml, policy=policy.default).get_body(("html",)).get_content()
+    url = f"https://news.example.com/issues/{ISSUE}/"
+    assert f'href="{url}"' in html
+    assert (project / "site" / urlparse(url).path.removeprefix("/issues/") / "index.html").is_file()
+
+
+def test_jekyll_export_writes_a_post_with_front_matter_and_images(run, project):
+    toml = project / "newsletter.toml"
+    toml.write_text(toml.read_text() + '\n[jekyll]\nfront_matter = { style = "huoshui" }\n')
+    result = run("export", ISSUE, "--format", "jekyll", "--out", "blog")
+    assert result.stdout == "wrote blog/_posts/2023-12-07-ai-productivity-09.md\n"
+    text = (project / "blog" / "_posts" / "2023-12-07-ai-productivity-09.md").read_text()
+    _, matter, body = text.split("---\n", 2)
+    front = yaml.safe_load(matter)
+    assert front["layout"] == "post" and front["title"] == "AI生产力快报｜09"
+    assert str(front["date"]) == "2023-12-07" and front["tags"] == ["AI"]
+    assert front["style"] == "huoshui"
+    for title in ("在 Google Colab 里直接用上 transformers", "GPT 商店推迟到 2024 年初",
+                  "ChatGPT 满一周岁", "杨立昆：智能不等于控制欲"):
+        assert f"\n### {title}\n" in body
+    assert "\n#### 选择变多了\n" in body  # an item's own heading, one level down
+    assert "![ChatGPT 发布一年来的里程碑时间线](/assets/2023-12-07-ai-productivity-09/" \
+           "images/milestones.jpg)" in body
+    assert (project / "blog" / "assets" / ISSUE / "images" / "milestones.jpg").is_file()
+
+
+def test_index_and_issue_page_fit_a_phone(run, project, browser, static_server):
+    run("publish")
+    base = static_server(project / "site")
+    page = browser.new_page(viewport={"width": 375, "height": 800})
+    for path in ("/", f"/{ISSUE}/", f"/{ROUNDUP}/"):
+        response = page.goto(base + path)
+        assert response.status == 200
+        assert horizontal_overflow(page) == 0, path
+    page.goto(base + "/")
+    page.click(f'a[href="{ISSUE}/"]')
+    assert page.locator("h1").inner_text() == "AI生产力快报｜09"
+    assert page.evaluate("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+    page.close()

@@ -131,6 +131,88 @@ def main() -> None:
     cli(prog_name="newsletter")
 
 
+@cli.command()
+@click.argument("issue")
+@click.option("--strict", is_flag=True, help="Warnings fail the check too.")
+@click.option("--json", "as_json", is_flag=True, help="The findings as a JSON list.")
+@click.option("--online", is_flag=True, help="Also check every external link (HEAD/GET).")
+@pass_app
+def check(app: App, issue: str, strict: bool, as_json: bool, online: bool) -> None:
+    """Lint ISSUE's content and output; exit 1 on errors (or warnings with --strict)."""
+    import json
+
+    from .check import check_issue
+
+    findings = check_issue(app.issue_folder(issue), app.config, online=online)
+    errors = sum(f.severity == "error" for f in findings)
+    warnings = len(findings) - errors
+    if as_json:
+        click.echo(json.dumps([{"path": f.path, "line": f.line, "severity": f.severity,
+                                "message": f.message} for f in findings],
+                              ensure_ascii=False, indent=2))
+    else:
+        for finding in findings:
+            click.echo(finding.as_finding())
+        click.echo(f"{errors} errors, {warnings} warnings", err=True)
+    if errors or (strict and warnings):
+        raise click.exceptions.Exit(ExitStatus.ERROR)
+
+
+@cli.command()
+@click.argument("issue")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--open/--no-open", "open_browser", default=None,
+              help="Open the page in a browser (default: when run from a terminal).")
+@click.option("--screenshot", "screenshot_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write PNGs of the email at 375 and 600 px to this folder, and exit.")
+@pass_app
+def preview(app: App, issue: str, host: str, port: int, open_browser: bool | None,
+            screenshot_dir: Path | None) -> None:
+    """Serve ISSUE with live reload: desktop, mobile, plain text, and the check's findings."""
+    import threading
+
+    from .preview import Previewer, make_server, take_screenshots
+
+    folder = app.issue_folder(issue)
+    if not folder.is_dir():
+        from .reader import read_issue
+
+        read_issue(folder, app.config)  # says what is wrong, path and all
+    previewer = Previewer(folder, app.config.path, app.env)
+    server = make_server(previewer, host, 0 if screenshot_dir else port)
+    url = f"http://{host}:{server.server_address[1]}"
+    if screenshot_dir:
+        if previewer.state.errors:
+            raise PipelineError("\n".join(str(p) for p in previewer.state.errors))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            for path in take_screenshots(url, screenshot_dir, folder.name):
+                click.echo(f"wrote {display_path(path)}")
+        finally:
+            server.shutdown()
+            server.server_close()
+        return
+    watcher = threading.Thread(target=previewer.watch, args=(app.log,), daemon=True)
+    watcher.start()
+    app.log(f"previewing {display_path(folder)} at {url}/ (Ctrl-C stops)")
+    if previewer.state.errors:
+        for problem in previewer.state.errors:
+            app.log(str(problem))
+    if open_browser or (open_browser is None and sys.stdout.isatty()):
+        import webbrowser
+
+        webbrowser.open(url + "/")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        previewer.stop()
+        server.server_close()
+        app.log("preview stopped")
+
+
 # --- audience ------------------------------------------------------------------------
 
 

@@ -50,6 +50,7 @@ class Section:
     images: list[Image] = field(default_factory=list)  # those of the intro
     links: list[Link] = field(default_factory=list)
     intro_source: str = ""  # the introduction's Markdown, as written
+    file: Path | None = None  # the section file, absolute
 
 
 @dataclass

@@ -294,7 +294,8 @@ def _read_section(path: Path, folder: Path, config: Config, problems: Problems
     if section_kind is None:
         return None
     section = Section(path=shown, kind=kind, title=meta.get("title") or section_kind.label,
-                      template=section_kind.template, intro=intro, items=items)
+                      template=section_kind.template, intro=intro, items=items,
+                      file=path.resolve())
     _attach_sources(section, source, body_start)
     section.images, section.links = _images_and_links(intro, path, folder, source, problems)
     return section
@@ -343,22 +344,31 @@ def _images_and_links(tokens, path: Path, folder: Path, source: list[str], probl
     for block in tokens:
         if block.type != "inline":
             continue
+        seen: dict[str, int] = {}  # the same URL twice in a block: its second line
+
+        def line_of(url: str, span=block.map, seen=seen) -> int:
+            seen[url] = seen.get(url, 0) + 1
+            return _line_of(url, span, source, seen[url])
+
         for child in block.children or []:
             if child.type == "image":
                 src = str(child.attrs.get("src", ""))
-                line = _line_of(src, block.map, source)
-                images.append(_local_image(folder, src, child.content, path, line, problems))
+                images.append(_local_image(folder, src, child.content, path, line_of(src),
+                                           problems))
         for href, text in markdown.link_texts(block.children or []):
-            links.append(Link(href, text, shown, _line_of(href, block.map, source)))
+            links.append(Link(href, text, shown, line_of(href)))
     return images, links
 
 
-def _line_of(needle: str, span: list[int] | None, source: list[str]) -> int:
-    """The line of a block where a URL is written (markdown-it maps blocks, not spans)."""
+def _line_of(needle: str, span: list[int] | None, source: list[str], nth: int = 1) -> int:
+    """The line of a block where a URL is written for the nth time (markdown-it maps
+    blocks, not spans)."""
     if not span:
         return 1
+    found = 0
     for number in range(span[0], min(span[1], len(source))):
-        if needle and needle in source[number]:
+        found += source[number].count(needle) if needle else 0
+        if found >= nth:
             return number + 1
     return span[0] + 1
 

@@ -159,3 +159,27 @@ def static_server():
 def horizontal_overflow(page) -> int:
     """How many CSS pixels the page scrolls sideways (0: none)."""
     return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+
+
+def start_process(project: Path, args: list[str], ready_url: str,
+                  env: dict[str, str] | None = None):
+    """`python -m pipeline ARGS` in its own process; returns once ready_url answers."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    environment.update(env or {})
+    process = subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=project,
+                               env=environment, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(ready_url, timeout=1)
+            return process
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    pytest.fail(process.communicate()[1])

@@ -5,11 +5,7 @@
 from __future__ import annotations
 
 import email
-import os
 import sqlite3
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from email import policy
@@ -17,7 +13,7 @@ from email import policy
 import pytest
 
 from pipeline.tokens import Signer
-from tests.conftest import SECRET
+from tests.conftest import SECRET, start_process
 from tests.smtp_server import free_port
 
 ISSUE = "2023-12-07-ai-productivity-09"
@@ -28,21 +24,9 @@ LIST_ID = "newsletter.example.com"
 @pytest.fixture
 def server(project, audience):
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
-    env["NEWSLETTER_SECRET"] = SECRET
-    process = subprocess.Popen([sys.executable, "-m", "pipeline", "serve", "--port", str(port)],
-                               cwd=project, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(base + "/healthz", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.05)
-    else:
-        process.kill()
-        pytest.fail(process.communicate()[1])
+    process = start_process(project, ["serve", "--port", str(port)], base + "/healthz",
+                            {"NEWSLETTER_SECRET": SECRET})
     yield base
     process.terminate()
     process.wait(timeout=10)

@@ -127,10 +127,6 @@ def build(app: App, issue: str, out: Path | None) -> None:
                    f"to Gmail's {GMAIL_CLIP // 1024} KB clipping limit", err=True)
 
 
-def main() -> None:
-    cli(prog_name="newsletter")
-
-
 @cli.command()
 @click.argument("issue")
 @click.option("--strict", is_flag=True, help="Warnings fail the check too.")
@@ -501,43 +497,14 @@ def _send_one(app: App, folder: Path, provider, resend_unknown: bool = False):
 
 
 def _run_due(app: App, provider_name: str) -> None:
-    from .db import connect
     from .providers import make_provider
-    from .schedule import due_issues, format_delta
+    from .send import send_due
 
-    config = app.config
-    status = ExitStatus.OK
-    with _send_lock(app, "another send run is in progress (process {pid}); exiting"):
-        db = connect(config.database)
-        now = app.now()
-        due, late, invalid = due_issues(config, db, now)
-        db.close()
-        for state in invalid:
-            app.log(f"{state.slug}: cannot read: {state.problem}")
-            status = ExitStatus.PARTIAL
-        for state in late:
-            app.log(f"{state.slug}: not sent: send_at {state.send_at.isoformat()} was "
-                    f"{format_delta(now - state.send_at)} ago, more than max_lateness "
-                    f"{format_delta(config['max_lateness'])}; send it with `newsletter send "
-                    f"{state.slug}` if it should still go out, or reschedule it")
-            status = ExitStatus.PARTIAL
-        if not due and not late and not invalid:
-            app.log("nothing due")
-        for state in due:
-            app.log(f"{state.slug}: due at {state.send_at.isoformat() if state.send_at else '-'}"
-                    f"; {'resuming' if state.state == 'sending' else 'sending'}")
-            try:
-                report = _send_one(app, state.folder, make_provider(provider_name, config))
-            except PipelineError as exc:
-                if isinstance(exc, ConfigError):
-                    raise
-                app.log(f"{state.slug}: failed: {exc.format_message()}")
-                status = ExitStatus.PARTIAL
-                continue
-            if not report.ok:
-                status = ExitStatus.PARTIAL
-            if report.stopped:
-                break
+    with _send_lock(app, "another send run is in progress (process {pid}); exiting"), \
+            _stop_on_signals() as stop:
+        status = send_due(app.config, lambda: make_provider(provider_name, app.config),
+                          app.runtime(stop=stop),
+                          on_report=lambda report: _print_report(report, app.config))
     raise click.exceptions.Exit(status)
 
 
@@ -647,3 +614,7 @@ class _stop_on_signals:
                 self.signal.signal(sig, previous)
             except ValueError:
                 pass
+
+
+def main() -> None:
+    cli(prog_name="newsletter")

@@ -16,7 +16,7 @@ from pathlib import Path
 from .audience import email_problem
 from .config import Config
 from .db import connect
-from .errors import ConfigError, DeliveryError, PipelineError
+from .errors import ConfigError, DeliveryError, ExitStatus, PipelineError
 from .ledger import Ledger
 from .model import Issue
 from .personalise import PreparedEmail, Recipient
@@ -161,6 +161,50 @@ def backoff(attempt: int, retry_after: float | None, rng: Callable[[], float]) -
     if retry_after is not None:
         return min(MAX_DELAY, retry_after + rng())
     return min(MAX_DELAY, BASE_DELAY * 2 ** (attempt - 1) * (0.5 + rng()))
+
+
+def send_due(config: Config, new_provider: Callable[[], Provider], rt: Runtime,
+             on_report: Callable[[SendReport], None] = lambda report: None) -> ExitStatus:
+    """What cron runs: every due issue, oldest first, and every interrupted send.
+
+    Late issues are refused and said so on every run; an unreadable issue is reported
+    and the others go on. The caller holds the send lock."""
+    from .schedule import due_issues, format_delta
+
+    db = connect(config.database)
+    now = rt.clock()
+    due, late, invalid = due_issues(config, db, now)
+    db.close()
+    status = ExitStatus.OK
+    for state in invalid:
+        rt.log(f"{state.slug}: cannot read: {state.problem}")
+        status = ExitStatus.PARTIAL
+    for state in late:
+        rt.log(f"{state.slug}: not sent: send_at {state.send_at.isoformat()} was "
+               f"{format_delta(now - state.send_at)} ago, more than max_lateness "
+               f"{format_delta(config['max_lateness'])}; send it with `newsletter send "
+               f"{state.slug}` if it should still go out, or reschedule it")
+        status = ExitStatus.PARTIAL
+    if not (due or late or invalid):
+        rt.log("nothing due")
+    for state in due:
+        when = state.send_at.isoformat() if state.send_at else "-"
+        rt.log(f"{state.slug}: due at {when}; "
+               f"{'resuming' if state.state == 'sending' else 'sending'}")
+        try:
+            report = send_issue(state.folder, config, new_provider(), rt)
+        except ConfigError:
+            raise
+        except PipelineError as exc:
+            rt.log(f"{state.slug}: failed: {exc.format_message()}")
+            status = ExitStatus.PARTIAL
+            continue
+        on_report(report)
+        if not report.ok:
+            status = ExitStatus.PARTIAL
+        if report.stopped:
+            break
+    return status
 
 
 def send_test(folder: Path, config: Config, provider: Provider, addresses: list[str],

@@ -83,3 +83,24 @@ def test_console_script_runs_as_a_process(project):
                           cwd=project, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("built build/2023-12-07-ai-productivity-09/")
+
+
+def test_every_command_has_help():
+    import click
+
+    from pipeline.cli import cli
+
+    def walk(group: click.Group, prefix: str) -> list[str]:
+        names = []
+        for name, command in group.commands.items():
+            assert command.help, f"`{prefix}{name}` has no help text"
+            names.append(prefix + name)
+            if isinstance(command, click.Group):
+                names += walk(command, f"{prefix}{name} ")
+        return names
+
+    assert sorted(walk(cli, "")) == [
+        "audience", "audience add", "audience count", "audience export", "audience import",
+        "audience list", "audience remove", "audience sync", "audience unsubscribe", "build",
+        "check", "cron", "export", "new", "preview", "publish", "schedule", "send", "serve",
+        "status"]

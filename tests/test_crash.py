@@ -71,10 +71,12 @@ def test_sigkill_at_random_moments_never_sends_twice(project, server):
     else:
         pytest.fail("the send never finished")
     assert kills >= 3, "the test should kill the sender several times"
+    print(f"killed {kills} times")
     found = statuses(project)
     assert set(found) <= {"sent", "unknown"}
     unknown = set(found.get("unknown", []))
     assert len(unknown) <= 1000 * kills  # at most the batch in flight, per kill
+    print(f"unknown after the kills: {len(unknown)}")
     assert len(found["sent"]) + len(unknown) == total
     for address in found["sent"]:
         assert server.received[address] == 1, address

@@ -109,10 +109,6 @@ class SendGridProvider(Provider):
             body["mail_settings"] = {"sandbox_mode": {"enable": True}}
         return body
 
-    def body(self, messages: Sequence[Message]) -> dict:
-        return {**self.shared(messages[0].prepared),
-                "personalizations": self.personalizations(messages)}
-
     def encoded_body(self, messages: Sequence[Message]) -> str:
         """The request body as JSON text. The shared part (the whole email) is encoded
         once per issue; each request adds only its personalizations."""

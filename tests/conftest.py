@@ -114,7 +114,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 @pytest.fixture(scope="session")
 def browser():
-    """Debian's Chromium driven by Playwright (never `playwright install`). In CI it must
+    """Debian's Chromium driven by Playwright (no browser download). In CI it must
     be there (.ci/run installs it); elsewhere the browser tests are skipped without it."""
     import os
 

@@ -52,7 +52,7 @@ class SMTPServer:
                     auth_data.login.decode(), auth_data.password.decode()) == credentials
                 if ok:
                     sink.logins.append(auth_data.login.decode())
-                return AuthResult(success=ok)
+                return AuthResult(success=ok, handled=False)  # False: the server answers 535
 
             kwargs.update(authenticator=authenticator, auth_require_tls=True)
         self.controller = Controller(sink, hostname="127.0.0.1", port=self.port, **kwargs)

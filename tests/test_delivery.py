@@ -182,6 +182,46 @@ def test_smtp_with_starttls_and_login(run, audience, project, tmp_path):
     assert "pa55-word" not in result.output
 
 
+def test_smtp_server_that_cannot_be_reached(run, audience):
+    from tests.smtp_server import free_port
+
+    run.env.update({"NEWSLETTER_PROVIDER": "smtp", "NEWSLETTER_SMTP_HOST": "127.0.0.1",
+                    "NEWSLETTER_SMTP_PORT": str(free_port()), "NEWSLETTER_SMTP_SECURITY": "none"})
+    test = run("send", ISSUE, "--test", "--to", "me@example.org")
+    assert test.exit_code == 3
+    assert test.stdout.startswith("test to me@example.org: retry (smtp: connection to "
+                                  "127.0.0.1:")
+    result = run("send", ISSUE, "--yes")
+    assert result.exit_code == 3 and "Traceback" not in result.output
+    assert "pending 12 of 12" in result.stdout  # nobody marked: the next run sends them
+    assert len(run.sleep.waits) == 5
+
+
+def test_smtp_login_refused_stops_without_marking_anyone(run, audience, tmp_path):
+    import ssl
+
+    import trustme
+
+    from tests.smtp_server import Sink, SMTPServer
+
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    with SMTPServer(Sink(), tls_context=context, credentials=("mailer", "right")) as server:
+        env = {"NEWSLETTER_PROVIDER": "smtp", "NEWSLETTER_SMTP_HOST": "127.0.0.1",
+               "NEWSLETTER_SMTP_PORT": str(server.port), "NEWSLETTER_SMTP_USERNAME": "mailer",
+               "NEWSLETTER_SMTP_CA_FILE": str(tmp_path / "ca.pem"), "SMTP_PASSWORD": "wrong"}
+        result = run("send", ISSUE, "--yes", env=env)
+        assert result.exit_code == 1
+        assert result.stderr == ("the SMTP server refused the login (535); check "
+                                 "smtp.username and SMTP_PASSWORD\n")
+        untrusted = run("send", ISSUE, "--yes", env={**env, "NEWSLETTER_SMTP_CA_FILE": ""})
+        assert untrusted.exit_code == 1
+        assert untrusted.stderr.startswith("the SMTP server's certificate is not trusted (")
+    assert ledger(audience) == {"pending": 12}
+
+
 # --- SendGrid -----------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ import ssl
 from collections.abc import Sequence
 from datetime import datetime
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DeliveryError
 from ..personalise import Message
 from . import FAILED, RETRY, SENT, UNKNOWN, Outcome, Provider
 
@@ -38,8 +38,22 @@ class SMTPProvider(Provider):
         return ssl.create_default_context(cafile=self.ca_file)
 
     def open(self) -> None:
+        """Nothing yet: the connection opens at the first message, so that a server that
+        cannot be reached is that batch's outcome, not a crash."""
+
+    def _connect(self) -> None:
         if self.connection is not None:
             return
+        try:
+            self._login()
+        except smtplib.SMTPAuthenticationError as exc:
+            raise DeliveryError(f"the SMTP server refused the login ({exc.smtp_code}); check "
+                                "smtp.username and SMTP_PASSWORD") from None
+        except ssl.SSLCertVerificationError as exc:
+            raise DeliveryError(f"the SMTP server's certificate is not trusted "
+                                f"({exc.verify_message}); set smtp.ca_file to its CA") from None
+
+    def _login(self) -> None:
         if self.security == "ssl":
             connection = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
                                           context=self._context())
@@ -66,7 +80,7 @@ class SMTPProvider(Provider):
         for index, message in enumerate(messages):
             in_data = False
             try:
-                self.open()
+                self._connect()
                 connection = self.connection
                 assert connection is not None
                 code, reply = connection.mail(sender)

@@ -175,9 +175,11 @@ def unsubscribe_address(db: sqlite3.Connection, email: str, now: datetime, sourc
                        (email.lower(), source, now.isoformat()))
 
 
-_SELECT = ("SELECT s.*, p.reason FROM subscribers s "
-           "LEFT JOIN suppressions p ON p.email_key = s.email_key")
-_WHERE = {
+# The audience and who of it may be sent to: the one definition the ledger's snapshot,
+# the dry run and the lists all use.
+AUDIENCE = "FROM subscribers s LEFT JOIN suppressions p ON p.email_key = s.email_key"
+_SELECT = f"SELECT s.*, p.reason {AUDIENCE}"
+WHERE = {
     "active": "WHERE s.status = 'active' AND p.email_key IS NULL",
     "unsubscribed": "WHERE s.status = 'unsubscribed'",
     "suppressed": "WHERE p.email_key IS NOT NULL",
@@ -187,13 +189,12 @@ _WHERE = {
 
 def subscribers(db: sqlite3.Connection, status: str = "active") -> Iterator[Subscriber]:
     """Streams subscribers in id order; never loads the list into memory."""
-    for row in db.execute(f"{_SELECT} {_WHERE[status]} ORDER BY s.id"):
+    for row in db.execute(f"{_SELECT} {WHERE[status]} ORDER BY s.id"):
         yield Subscriber.from_row(row)
 
 
 def count(db: sqlite3.Connection) -> dict[str, int]:
-    return {status: db.execute(f"SELECT count(*) FROM subscribers s LEFT JOIN suppressions p "
-                               f"ON p.email_key = s.email_key {_WHERE[status]}").fetchone()[0]
+    return {status: db.execute(f"SELECT count(*) {AUDIENCE} {WHERE[status]}").fetchone()[0]
             for status in STATUSES}
 
 

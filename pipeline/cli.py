@@ -176,7 +176,8 @@ def preview(app: App, issue: str, host: str, port: int, open_browser: bool | Non
 
         read_issue(folder, app.config)  # says what is wrong, path and all
     previewer = Previewer(folder, app.config.path, app.env)
-    server = make_server(previewer, host, 0 if screenshot_dir else port)
+    with _listening(host, port):
+        server = make_server(previewer, host, 0 if screenshot_dir else port)
     url = f"http://{host}:{server.server_address[1]}"
     if screenshot_dir:
         if previewer.state.errors:
@@ -385,9 +386,14 @@ def serve(app: App, host: str, port: int) -> None:
     from .web import make_app
 
     application = make_app(app.config, app.clock)
+    with _listening(host, port):
+        server = waitress.create_server(application, host=host, port=port, threads=4,
+                                        ident="newsletter")
     app.log(f"serving unsubscribe on http://{host}:{port}/unsubscribe (Ctrl-C stops)")
-    waitress.serve(application, host=host, port=port, threads=4, ident="newsletter",
-                   _quiet=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        app.log("serve stopped")
 
 
 # --- send ----------------------------------------------------------------------------
@@ -582,6 +588,21 @@ def _print_report(report, config: Config) -> None:
     if report.provider == "outbox" and c["sent"]:
         root = config.resolve(config["outbox"]["path"]) / report.issue
         click.echo(f"messages written to {display_path(root)}/")
+
+
+class _listening:
+    """A port that cannot be bound is the user's to change, not a traceback."""
+
+    def __init__(self, host: str, port: int):
+        self.where = f"{host}:{port}"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, tb):
+        if kind is not None and issubclass(kind, OSError):
+            raise PipelineError(f"cannot listen on {self.where}: {error.strerror or error}; "
+                                "choose another --port or --host") from None
 
 
 class _stop_on_signals:

@@ -91,9 +91,6 @@ class Problems:
     def add(self, path: str | Path, line: int | None, message: str, severity: str = "error"):
         self.items.append(Problem(str(path), line, message, severity))
 
-    def extend(self, problems: Iterable[Problem]) -> None:
-        self.items.extend(problems)
-
     @property
     def errors(self) -> list[Problem]:
         return [p for p in self.items if p.severity == "error"]

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from .audience import AUDIENCE, WHERE
 from .db import transaction
 from .personalise import Recipient
 
@@ -55,9 +56,6 @@ class Ledger:
         row = self.db.execute("SELECT * FROM sends WHERE issue = ?", (issue,)).fetchone()
         return SendRecord.from_row(row) if row else None
 
-    def all(self) -> list[SendRecord]:
-        return [SendRecord.from_row(r) for r in self.db.execute("SELECT * FROM sends ORDER BY id")]
-
     def start(self, issue: str, subject: str, provider: str, now: datetime) -> tuple[SendRecord, int]:
         """The issue's send, created with its audience snapshot on first use; and how many
         rows a dead run had left in flight (now ``unknown``)."""
@@ -69,9 +67,7 @@ class Ledger:
                 send_id = cursor.lastrowid
                 self.db.execute(
                     "INSERT INTO deliveries (send_id, subscriber_id, email, updated_at) "
-                    "SELECT ?, s.id, s.email, ? FROM subscribers s "
-                    "WHERE s.status = 'active' AND NOT EXISTS "
-                    "(SELECT 1 FROM suppressions p WHERE p.email_key = s.email_key)",
+                    f"SELECT ?, s.id, s.email, ? {AUDIENCE} {WHERE['active']}",
                     (send_id, now.isoformat()))
                 self.db.execute("UPDATE sends SET total = (SELECT count(*) FROM deliveries "
                                 "WHERE send_id = ?) WHERE id = ?", (send_id, send_id))

@@ -38,14 +38,6 @@ def parse(text: str) -> list[Token]:
     return PARSER.parse(text)
 
 
-def inline_nodes(tokens: list[Token]) -> Iterator[tuple[Token, Token]]:
-    """(inline block token, child token) for every inline child, in order."""
-    for token in tokens:
-        if token.type == "inline":
-            for child in token.children or []:
-                yield token, child
-
-
 def inline_text(children: list[Token]) -> str:
     """The plain text of inline tokens (alt text, link text, titles)."""
     out = []

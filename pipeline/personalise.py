@@ -54,10 +54,6 @@ class Part:
             literal = after
         self.literals.append(literal)
 
-    @property
-    def fields(self) -> set[str]:
-        return {name for _, name, _ in self.slots}
-
     def value(self, name: str, fallback: str, values: Mapping[str, str]) -> str:
         """A slot's text: the value escaped for HTML, or the fallback as written."""
         value = values.get(name, "")

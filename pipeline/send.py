@@ -9,10 +9,11 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from . import audience
 from .audience import email_problem
 from .config import Config
 from .db import connect
@@ -49,9 +50,7 @@ class SendReport:
     counts: dict[str, int]
     done: bool
     orphans: int = 0
-    gave_up: bool = False
     stopped: bool = False
-    sent_now: int = 0
     handled_now: int = 0  # recipients given a final outcome by this run
 
     @property
@@ -95,11 +94,9 @@ def send_issue(folder: Path, config: Config, provider: Provider, rt: Runtime,
             if not batch:
                 break
             delivered = deliver_batch(ledger, record.id, provider, email, batch, rt)
-            report.sent_now += delivered.sent
             report.handled_now += delivered.handled
             progress(report.handled_now)
             if not delivered.finished:
-                report.gave_up = True
                 break
     getattr(progress, "finish", lambda: None)()
     report.stopped = rt.stop()
@@ -111,10 +108,8 @@ def send_issue(folder: Path, config: Config, provider: Provider, rt: Runtime,
 
 @dataclass
 class Delivered:
-    sent: int = 0
     handled: int = 0
     finished: bool = True  # False: the batch was put back after too many attempts
-    outcomes: list[Outcome] = field(default_factory=list)
 
 
 def deliver_batch(ledger: Ledger, send_id: int, provider: Provider, email: PreparedEmail,
@@ -135,7 +130,6 @@ def deliver_batch(ledger: Ledger, send_id: int, provider: Provider, email: Prepa
                 retry.append((recipient, outcome))
             else:
                 done.append((recipient, outcome.status, outcome.message_id, outcome.error))
-                result.sent += outcome.status == "sent"
                 result.handled += 1
         ledger.record(send_id, done, provider.name, rt.clock())
         if not retry:
@@ -239,23 +233,18 @@ def plan_send(folder: Path, config: Config, provider_name: str, now: datetime) -
         if record:
             counts = Ledger(db).counts(record.id)
             remaining, done = counts["pending"], counts["sent"]
-            first = db.execute(
+            row = db.execute(
                 "SELECT s.* FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
                 "WHERE d.send_id = ? AND d.status = 'pending' ORDER BY d.subscriber_id LIMIT 1",
                 (record.id,)).fetchone()
+            first = Recipient(row["id"], row["email"], row["name"]) if row else None
         else:
-            remaining = db.execute(
-                "SELECT count(*) FROM subscribers s WHERE s.status = 'active' AND NOT EXISTS "
-                "(SELECT 1 FROM suppressions p WHERE p.email_key = s.email_key)").fetchone()[0]
-            done = 0
-            first = db.execute(
-                "SELECT s.* FROM subscribers s WHERE s.status = 'active' AND NOT EXISTS "
-                "(SELECT 1 FROM suppressions p WHERE p.email_key = s.email_key) "
-                "ORDER BY s.id LIMIT 1").fetchone()
+            remaining, done = audience.count(db)["active"], 0
+            sub = next(audience.subscribers(db, "active"), None)
+            first = Recipient(sub.id, sub.email, sub.name) if sub else None
     finally:
         db.close()
-    recipient = Recipient(first["id"], first["email"], first["name"]) if first else \
-        Recipient(0, "reader@example.com", "")
+    recipient = first or Recipient(0, "reader@example.com")
     raw = email.message(recipient).as_bytes(now).decode("ascii")
     headers = raw.split("\r\n\r\n", 1)[0].replace("\r\n", "\n")
     return Plan(provider_name, remaining, done, headers)

@@ -118,3 +118,12 @@ def test_screenshot_writes_two_pngs(browser, project):
         data = (project / "shots" / f"{ISSUE}-{width}.png").read_bytes()
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000
         assert int.from_bytes(data[16:20], "big") == width  # the IHDR width
+
+
+def test_preview_on_a_port_in_use_says_so(run, preview):
+    url, _ = preview
+    port = url.rstrip("/").rsplit(":", 1)[1]
+    result = run("preview", ISSUE, "--port", port, "--no-open")
+    assert result.exit_code == 1
+    assert result.stderr == (f"cannot listen on 127.0.0.1:{port}: Address already in use; "
+                             "choose another --port or --host\n")

@@ -182,3 +182,11 @@ def test_sync_pulls_every_suppression_list_in_pages(run, audience, sendgrid):
     assert "sent 8, failed 0" in sent.stdout
     assert set(sendgrid.received) & {"he.yun@example.com", "sun.qing@example.org",
                                      "ada.zhang@example.com", "marco.rossi@example.it"} == set()
+
+
+def test_serve_on_a_port_in_use_says_so(run, server):
+    port = server.rsplit(":", 1)[1]
+    result = run("serve", "--port", port)
+    assert result.exit_code == 1
+    assert result.stderr == (f"cannot listen on 127.0.0.1:{port}: Address already in use; "
+                             "choose another --port or --host\n")

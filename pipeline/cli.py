@@ -1,4 +1,7 @@
-"""The `newsletter` command: thin click commands over plain functions."""
+"""The `newsletter` command: thin click commands over plain functions.
+
+Each command parses its options, calls one function of a stage package and prints.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from pathlib import Path
 import click
 
 from .config import Config, load_config
-from .errors import ConfigError, ExitStatus, PipelineError, display_path
+from .errors import ExitStatus, PipelineError, display_path
 
 
 class App:
@@ -49,8 +52,8 @@ class App:
     def runtime(self, stop=None):
         """The send loop's view of the world: this clock and sleep, stderr logs, and a
         progress bar on a terminal or a log line per batch under cron."""
-        from .progress import Progress
-        from .send import Runtime
+        from .delivery.progress import Progress
+        from .delivery.send import Runtime
 
         tty = sys.stderr.isatty()
 
@@ -59,15 +62,18 @@ class App:
                 (lambda text: self.log(text.rstrip("\n")))
             return Progress(label, total, tty, write)
 
-        runtime = Runtime(clock=self.clock, sleep=self.sleep, log=self.log, progress=progress)
-        if stop is not None:
-            runtime.stop = stop
-        return runtime
+        return Runtime(clock=self.clock, sleep=self.sleep, log=self.log, progress=progress,
+                       stop=stop or (lambda: False))
 
     def issue_folder(self, name: str) -> Path:
-        from .reader import resolve_issue_path
+        from .issue import resolve_issue_path
 
         return resolve_issue_path(name, self.config)
+
+    def db(self):
+        from .store import connect
+
+        return connect(self.config.database)
 
 
 pass_app = click.make_pass_decorator(App)
@@ -93,7 +99,7 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
 @pass_app
 def new(app: App, slug: str, on: datetime | None) -> None:
     """Scaffold issues/<date>-<SLUG>/, numbered after the latest issue."""
-    from .scaffold import new_issue
+    from .editor.scaffold import new_issue
 
     folder = new_issue(slug, app.config, on.date() if on else app.today())
     click.echo(f"created {display_path(folder)}/")
@@ -108,8 +114,8 @@ def new(app: App, slug: str, on: datetime | None) -> None:
 @pass_app
 def build(app: App, issue: str, out: Path | None) -> None:
     """Build ISSUE into build/<folder>/: email.html, email.txt, email.mjml, assets/."""
-    from .build import build_issue, format_size
-    from .render import GMAIL_CLIP
+    from .editor.build import build_issue, format_size
+    from .render.mail import GMAIL_CLIP
 
     result = build_issue(app.issue_folder(issue), app.config, out)
     rendered, shown = result.rendered, display_path(result.out)
@@ -137,7 +143,7 @@ def check(app: App, issue: str, strict: bool, as_json: bool, online: bool) -> No
     """Lint ISSUE's content and output; exit 1 on errors (or warnings with --strict)."""
     import json
 
-    from .check import check_issue
+    from .editor.check import check_issue
 
     findings = check_issue(app.issue_folder(issue), app.config, online=online)
     errors = sum(f.severity == "error" for f in findings)
@@ -166,48 +172,16 @@ def check(app: App, issue: str, strict: bool, as_json: bool, online: bool) -> No
 def preview(app: App, issue: str, host: str, port: int, open_browser: bool | None,
             screenshot_dir: Path | None) -> None:
     """Serve ISSUE with live reload: desktop, mobile, plain text, and the check's findings."""
-    import threading
-
-    from .preview import Previewer, make_server, take_screenshots
+    from .editor.preview import run_preview, screenshot_issue
 
     folder = app.issue_folder(issue)
-    if not folder.is_dir():
-        from .reader import read_issue
-
-        read_issue(folder, app.config)  # says what is wrong, path and all
-    previewer = Previewer(folder, app.config.path, app.env)
-    with _listening(host, port):
-        server = make_server(previewer, host, 0 if screenshot_dir else port)
-    url = f"http://{host}:{server.server_address[1]}"
     if screenshot_dir:
-        if previewer.state.errors:
-            raise PipelineError("\n".join(str(p) for p in previewer.state.errors))
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        try:
-            for path in take_screenshots(url, screenshot_dir, folder.name):
-                click.echo(f"wrote {display_path(path)}")
-        finally:
-            server.shutdown()
-            server.server_close()
+        for path in screenshot_issue(folder, app.config, app.env, host, screenshot_dir):
+            click.echo(f"wrote {display_path(path)}")
         return
-    watcher = threading.Thread(target=previewer.watch, args=(app.log,), daemon=True)
-    watcher.start()
-    app.log(f"previewing {display_path(folder)} at {url}/ (Ctrl-C stops)")
-    if previewer.state.errors:
-        for problem in previewer.state.errors:
-            app.log(str(problem))
-    if open_browser or (open_browser is None and sys.stdout.isatty()):
-        import webbrowser
-
-        webbrowser.open(url + "/")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        previewer.stop()
-        server.server_close()
-        app.log("preview stopped")
+    if open_browser is None:
+        open_browser = sys.stdout.isatty()
+    run_preview(folder, app.config, app.env, host, port, open_browser, app.log)
 
 
 # --- audience ------------------------------------------------------------------------
@@ -218,20 +192,14 @@ def audience() -> None:
     """The subscriber list, kept in the SQLite database."""
 
 
-def _db(app: App):
-    from .db import connect
-
-    return connect(app.config.database)
-
-
 @audience.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @pass_app
 def audience_import(app: App, file: Path) -> None:
     """Import FILE.csv (header: email,name plus any columns; UTF-8, BOM or not)."""
-    from .audience import import_csv
+    from .audience.csv_files import import_csv
 
-    report = import_csv(_db(app), file, app.now())
+    report = import_csv(app.db(), file, app.now())
     for problem in report.skipped:
         click.echo(problem.as_finding(), err=True)
     click.echo(report.summary())
@@ -243,9 +211,9 @@ def audience_import(app: App, file: Path) -> None:
 @pass_app
 def audience_add(app: App, email: str, name: str) -> None:
     """Add one subscriber (or update their name)."""
-    from .audience import add
+    from .audience.queries import add
 
-    outcome = add(_db(app), email, name, app.now())
+    outcome = add(app.db(), email, name, app.now())
     click.echo(f"{email}: {outcome.replace('_', ' ')}")
 
 
@@ -254,9 +222,9 @@ def audience_add(app: App, email: str, name: str) -> None:
 @pass_app
 def audience_remove(app: App, email: str) -> None:
     """Mark EMAIL unsubscribed; the row and its history are kept."""
-    from .audience import unsubscribe
+    from .audience.queries import unsubscribe
 
-    changed = unsubscribe(_db(app), email, app.now(), "operator")
+    changed = unsubscribe(app.db(), email, app.now(), "operator")
     click.echo(f"{email}: {'unsubscribed' if changed else 'was already unsubscribed'}")
 
 
@@ -269,9 +237,9 @@ def audience_list(app: App, status: str, as_json: bool) -> None:
     """List subscribers."""
     import json
 
-    from .audience import subscribers
+    from .audience.queries import subscribers
 
-    rows = subscribers(_db(app), status)
+    rows = subscribers(app.db(), status)
     if as_json:
         click.echo("[", nl=False)
         for n, sub in enumerate(rows):
@@ -289,9 +257,9 @@ def audience_list(app: App, status: str, as_json: bool) -> None:
 @pass_app
 def audience_count(app: App) -> None:
     """How many subscribers, by status."""
-    from .audience import count
+    from .audience.queries import count
 
-    counts = count(_db(app))
+    counts = count(app.db())
     click.echo(f"{counts['active']} active, {counts['unsubscribed']} unsubscribed, "
                f"{counts['suppressed']} suppressed, {counts['all']} in all")
 
@@ -301,9 +269,9 @@ def audience_count(app: App) -> None:
 @pass_app
 def audience_export(app: App, file: Path) -> None:
     """Write every subscriber to FILE.csv, with status and custom columns."""
-    from .audience import export_csv
+    from .audience.csv_files import export_csv
 
-    click.echo(f"wrote {export_csv(_db(app), file)} subscribers to {display_path(file)}")
+    click.echo(f"wrote {export_csv(app.db(), file)} subscribers to {display_path(file)}")
 
 
 @audience.command("unsubscribe")
@@ -311,20 +279,14 @@ def audience_export(app: App, file: Path) -> None:
 @pass_app
 def audience_unsubscribe(app: App, token_or_email: str) -> None:
     """Unsubscribe the reader a TOKEN (from an unsubscribe mail's subject) or EMAIL names."""
-    from .audience import unsubscribe_address
-    from .tokens import Signer, TokenError
+    from .audience.queries import unsubscribe_address
+    from .audience.tokens import address_of
 
-    email = token_or_email.strip()
-    if "@" not in email:
-        if not app.config.secrets.newsletter_secret:
-            raise ConfigError.one(app.config.path.name, "NEWSLETTER_SECRET is not set; export "
-                                                        "it to read unsubscribe tokens")
-        try:
-            email = Signer(app.config.secrets.newsletter_secret, app.config.list_id).email(email)
-        except TokenError as exc:
-            raise PipelineError(f"not a valid unsubscribe token ({exc}); copy it whole from "
-                                "the mail's subject, or give the address") from None
-    unsubscribe_address(_db(app), email, app.now(), "mailto")
+    secret = app.config.secrets.newsletter_secret
+    if "@" not in token_or_email:
+        secret = app.config.require("NEWSLETTER_SECRET", "to read unsubscribe tokens")
+    email = address_of(token_or_email, secret, app.config.list_id)
+    unsubscribe_address(app.db(), email, app.now(), "mailto")
     click.echo(f"{email}: unsubscribed")
 
 
@@ -332,9 +294,9 @@ def audience_unsubscribe(app: App, token_or_email: str) -> None:
 @pass_app
 def audience_sync(app: App) -> None:
     """Pull SendGrid's unsubscribes, bounces, blocks, invalid addresses and spam reports."""
-    from .suppressions import sync_suppressions
+    from .delivery.suppressions import sync_suppressions
 
-    report = sync_suppressions(_db(app), app.config, app.now())
+    report = sync_suppressions(app.db(), app.config, app.now())
     for kind, (listed, added) in report.items():
         click.echo(f"{kind}: {listed} listed, {added} new")
 
@@ -348,7 +310,7 @@ def audience_sync(app: App) -> None:
 @pass_app
 def publish(app: App, out: Path) -> None:
     """Build the web archive: a page per published issue, an index, an Atom feed."""
-    from .publish import publish_site
+    from .archive.site import publish_site
 
     report = publish_site(app.config, out)
     click.echo(f"published {len(report.issues)} issues to {display_path(report.out)}/")
@@ -365,8 +327,8 @@ def publish(app: App, out: Path) -> None:
 @pass_app
 def export(app: App, issue: str, fmt: str, out: Path) -> None:
     """Write ISSUE as a post for an existing blog (Jekyll: _posts/ and assets/)."""
-    from .publish import export_jekyll
-    from .reader import read_issue
+    from .archive.jekyll import export_jekyll
+    from .issue import read_issue
 
     post = export_jekyll(read_issue(app.issue_folder(issue), app.config), app.config, out)
     click.echo(f"wrote {display_path(post)}")
@@ -381,19 +343,9 @@ def export(app: App, issue: str, fmt: str, out: Path) -> None:
 @pass_app
 def serve(app: App, host: str, port: int) -> None:
     """Answer unsubscribe links (one-click POST and the page) behind your reverse proxy."""
-    import waitress
+    from .web.server import run_server
 
-    from .web import make_app
-
-    application = make_app(app.config, app.clock)
-    with _listening(host, port):
-        server = waitress.create_server(application, host=host, port=port, threads=4,
-                                        ident="newsletter")
-    app.log(f"serving unsubscribe on http://{host}:{port}/unsubscribe (Ctrl-C stops)")
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        app.log("serve stopped")
+    run_server(app.config, app.clock, host, port, app.log)
 
 
 # --- send ----------------------------------------------------------------------------
@@ -420,8 +372,9 @@ def send(app: App, issue: str | None, test: bool, addresses: tuple[str, ...], dr
          yes: bool, provider_name: str | None, resend_unknown: bool, due: bool,
          now_text: str | None) -> None:
     """Send ISSUE to every active subscriber, a --test to any address, or --due issues."""
-    from .providers import make_provider
-    from .send import plan_send, send_test
+    from .delivery.due import run_due, send_now
+    from .delivery.providers import make_provider
+    from .delivery.send import plan_send, send_test
 
     config = app.config
     name = provider_name or config["provider"]
@@ -430,12 +383,14 @@ def send(app: App, issue: str | None, test: bool, addresses: tuple[str, ...], dr
             raise click.UsageError("--due sends every due issue; it takes no ISSUE, --test, "
                                    "--to, --dry-run or --resend-unknown")
         if now_text:
-            from .schedule import parse_time
+            from .delivery.schedule import parse_time
 
             moment = parse_time(now_text, config)
             app.clock = lambda: moment
-        _run_due(app, name)
-        return
+        with _stop_on_signals() as stop:
+            status = run_due(config, lambda: make_provider(name, config), app.runtime(stop),
+                             on_report=lambda report: _print_report(report, config))
+        raise click.exceptions.Exit(status)
     if now_text:
         raise click.UsageError("--now goes with --due")
     if not issue:
@@ -465,53 +420,12 @@ def send(app: App, issue: str | None, test: bool, addresses: tuple[str, ...], dr
     if not yes and not resend_unknown and plan.recipients:
         click.confirm(f"Send {folder.name} to {plan.recipients} subscribers through {name}?",
                       abort=True, err=True)
-    with _send_lock(app, wait_message=None):
-        report = _send_one(app, folder, make_provider(name, config), resend_unknown)
+    with _stop_on_signals() as stop:
+        report = send_now(folder, config, make_provider(name, config), app.runtime(stop),
+                          resend_unknown)
+    _print_report(report, config)
     if not report.ok:
         raise click.exceptions.Exit(ExitStatus.PARTIAL)
-
-
-class _send_lock:
-    """One send run at a time per database. --due says so and exits 0; send ISSUE fails."""
-
-    def __init__(self, app: App, wait_message: str | None):
-        from .lock import SendLock
-
-        self.lock = SendLock(app.config.database)
-        self.app, self.wait_message = app, wait_message
-
-    def __enter__(self):
-        if not self.lock.acquire():
-            if self.wait_message is not None:
-                self.app.log(self.wait_message.format(pid=self.lock.holder()))
-                raise click.exceptions.Exit(ExitStatus.OK)
-            raise PipelineError(f"another send is in progress (process {self.lock.holder()}); "
-                                "wait for it to finish", path=display_path(self.lock.path))
-        return self
-
-    def __exit__(self, *exc):
-        self.lock.release()
-
-
-def _send_one(app: App, folder: Path, provider, resend_unknown: bool = False):
-    from .send import send_issue
-
-    with _stop_on_signals() as stop:
-        report = send_issue(folder, app.config, provider, app.runtime(stop=stop), resend_unknown)
-    _print_report(report, app.config)
-    return report
-
-
-def _run_due(app: App, provider_name: str) -> None:
-    from .providers import make_provider
-    from .send import send_due
-
-    with _send_lock(app, "another send run is in progress (process {pid}); exiting"), \
-            _stop_on_signals() as stop:
-        status = send_due(app.config, lambda: make_provider(provider_name, app.config),
-                          app.runtime(stop=stop),
-                          on_report=lambda report: _print_report(report, app.config))
-    raise click.exceptions.Exit(status)
 
 
 @cli.command()
@@ -522,7 +436,7 @@ def _run_due(app: App, provider_name: str) -> None:
 @pass_app
 def schedule(app: App, issue: str, at: str | None, cancel: bool) -> None:
     """Set (or --cancel) ISSUE's send_at; cron's `send --due` sends it then."""
-    from .schedule import parse_time, set_send_at
+    from .delivery.schedule import parse_time, set_send_at
 
     if bool(at) == cancel:
         raise click.UsageError("give either --at TIME or --cancel")
@@ -540,14 +454,10 @@ def status(app: App, issue: str | None, as_json: bool) -> None:
     """Each issue's schedule, state and recipients: sent, failed, unknown, pending."""
     import json
 
-    from .db import connect
-    from .ledger import Ledger
-    from .schedule import issue_folders, issue_state
+    from .delivery.schedule import issue_states
 
-    config = app.config
-    folders = [app.issue_folder(issue)] if issue else issue_folders(config)
-    db = connect(config.database)
-    states = [issue_state(folder, config, Ledger(db), app.now()) for folder in folders]
+    folders = [app.issue_folder(issue)] if issue else None
+    states = issue_states(app.config, folders, app.now(), list_unknown=bool(issue))
     if as_json:
         click.echo(json.dumps([s.as_json() for s in states], ensure_ascii=False, indent=2))
         return
@@ -563,11 +473,10 @@ def status(app: App, issue: str | None, as_json: bool) -> None:
         if s.problem:
             line += f"  {s.problem}"
         click.echo(line)
-        if issue and s.counts.get("unknown"):
-            rows = Ledger(db).rows(Ledger(db).find(s.slug).id, "unknown")
+        if s.unknown:
             click.echo(f"  unknown (resend with `newsletter send {s.slug} --resend-unknown`):")
-            for row in rows:
-                click.echo(f"    {row['email']}")
+            for email in s.unknown:
+                click.echo(f"    {email}")
 
 
 @cli.command()
@@ -588,21 +497,6 @@ def _print_report(report, config: Config) -> None:
     if report.provider == "outbox" and c["sent"]:
         root = config.resolve(config["outbox"]["path"]) / report.issue
         click.echo(f"messages written to {display_path(root)}/")
-
-
-class _listening:
-    """A port that cannot be bound is the user's to change, not a traceback."""
-
-    def __init__(self, host: str, port: int):
-        self.where = f"{host}:{port}"
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, error, tb):
-        if kind is not None and issubclass(kind, OSError):
-            raise PipelineError(f"cannot listen on {self.where}: {error.strerror or error}; "
-                                "choose another --port or --host") from None
 
 
 class _stop_on_signals:

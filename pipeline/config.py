@@ -127,6 +127,10 @@ class Secrets:
     def values(self) -> list[str]:
         return [v for v in (self.sendgrid_api_key, self.smtp_password, self.newsletter_secret) if v]
 
+    def get(self, name: str) -> str:
+        """A secret by its environment variable's name."""
+        return getattr(self, name.lower())
+
 
 @dataclass(frozen=True)
 class Config:
@@ -172,6 +176,14 @@ class Config:
             return sender["list_id"]
         local, _, domain = sender["email"].partition("@")
         return f"{local}.{domain or 'localhost'}"
+
+    def require(self, secret: str, purpose: str) -> str:
+        """A secret a command cannot do without: its value, or one clear configuration
+        error (exit status 4) that says how to provide it."""
+        value = self.secrets.get(secret)
+        if not value:
+            raise ConfigError.one(self.path.name, f"{secret} is not set; export it {purpose}")
+        return value
 
     @property
     def unsubscribe_email(self) -> str:

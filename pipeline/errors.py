@@ -113,3 +113,19 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """``; did you mean 'x'?`` when a close choice exists, else the empty string."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
+
+
+class listening:
+    """``with listening(host, port):`` binding a server; a port that cannot be bound is
+    the user's to change, not a traceback."""
+
+    def __init__(self, host: str, port: int):
+        self.where = f"{host}:{port}"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, tb):
+        if kind is not None and issubclass(kind, OSError):
+            raise PipelineError(f"cannot listen on {self.where}: {error.strerror or error}; "
+                                "choose another --port or --host") from None

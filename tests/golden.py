@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.config import load_config
-from pipeline.reader import read_issue
+from pipeline.issue import read_issue
 from pipeline.render import render_issue
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.tokens import Signer
+from pipeline.audience.tokens import Signer
 from tests.conftest import SECRET
 from tests.sendgrid_server import API_KEY
 

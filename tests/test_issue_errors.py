@@ -62,7 +62,7 @@ def test_send_at_without_zone_when_no_default_zone(run, project):
 
 def test_send_at_without_zone_takes_the_configured_zone(project):
     from pipeline.config import load_config
-    from pipeline.reader import read_issue
+    from pipeline.issue import read_issue
 
     folder = write_issue(project / "ok", {
         "issue.yaml": MINIMAL_YAML + "send_at: 2024-01-31T09:00:00\n",

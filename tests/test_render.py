@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import load_config
-from pipeline.reader import read_issue
+from pipeline.issue import read_issue
 from pipeline.render import render_issue
-from pipeline.textwrap import display_width, wrap
+from pipeline.render.columns import display_width, wrap
 from tests.conftest import FIXTURES
 from tests.golden import GOLDEN, ROOT, render_sample, samples
 

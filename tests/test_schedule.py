@@ -6,7 +6,7 @@ import json
 import random
 import sqlite3
 
-from pipeline.db import connect
+from pipeline.store import connect
 
 ISSUE = "2023-12-07-ai-productivity-09"
 ROUNDUP = "2023-03-19-ai-weekly-roundup"

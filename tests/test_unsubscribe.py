@@ -12,7 +12,7 @@ from email import policy
 
 import pytest
 
-from pipeline.tokens import Signer
+from pipeline.audience.tokens import Signer
 from tests.conftest import SECRET, start_process
 from tests.smtp_server import free_port
 

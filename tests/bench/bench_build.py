@@ -26,14 +26,14 @@ def median_ms(fn, runs: int) -> tuple[float, object]:
 
 def main(runs: int = 20) -> None:
     from pipeline.config import load_config
-    from pipeline.reader import read_issue
-    from pipeline.render import (
+    from pipeline.issue import read_issue
+    from pipeline.render import template_env
+    from pipeline.render.mail import (
         compose_mjml,
         compose_text,
         email_context,
         inline_css,
         mjml_to_html,
-        template_env,
     )
 
     config = load_config(ROOT / "newsletter.toml", env={})

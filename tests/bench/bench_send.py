@@ -28,8 +28,8 @@ def child(provider: str, count: int, port: int) -> None:
     from datetime import UTC, datetime
 
     from pipeline.config import load_config
-    from pipeline.providers import make_provider
-    from pipeline.send import Runtime, send_issue
+    from pipeline.delivery.providers import make_provider
+    from pipeline.delivery.send import Runtime, send_issue
     from tests.sendgrid_server import API_KEY
     from tests.test_schedule import populate
 

@@ -1,0 +1,140 @@
+"""Every query of the audience: who the readers are, who may be sent to, who left.
+
+The one module that knows the subscribers and suppressions tables; the ledger's
+snapshot and claims use its definition of the sendable audience.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..errors import PipelineError
+from ..store import transaction
+from .addresses import email_problem, name_problem
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: int
+    email: str
+    name: str
+    fields: dict[str, str]
+    status: str
+    suppressed: str | None = None  # the suppression reason, if any
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Subscriber:
+        keys = row.keys()
+        return cls(row["id"], row["email"], row["name"], json.loads(row["fields"]),
+                   row["status"], row["reason"] if "reason" in keys else None)
+
+
+def upsert(db: sqlite3.Connection, email: str, name: str, fields: dict[str, str],
+           now: datetime) -> str:
+    """Add or update one subscriber; says added, updated, unchanged or kept_unsubscribed."""
+    stamp = now.isoformat()
+    row = db.execute("SELECT * FROM subscribers WHERE email_key = ?",
+                     (email.lower(),)).fetchone()
+    if row is None:
+        db.execute("INSERT INTO subscribers (email, email_key, name, fields, created_at, "
+                   "updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                   (email, email.lower(), name, json.dumps(fields, ensure_ascii=False),
+                    stamp, stamp))
+        return "added"
+    merged = {**json.loads(row["fields"]), **fields}
+    new_name = name or row["name"]
+    if (new_name, merged, email) != (row["name"], json.loads(row["fields"]), row["email"]):
+        db.execute("UPDATE subscribers SET email = ?, name = ?, fields = ?, updated_at = ? "
+                   "WHERE id = ?", (email, new_name, json.dumps(merged, ensure_ascii=False),
+                                    stamp, row["id"]))
+        outcome = "updated"
+    else:
+        outcome = "unchanged"
+    return "kept_unsubscribed" if row["status"] == "unsubscribed" else outcome
+
+
+def add(db: sqlite3.Connection, email: str, name: str, now: datetime) -> str:
+    problem = email_problem(email) or name_problem(name)
+    if problem:
+        raise PipelineError(problem)
+    with transaction(db):
+        return upsert(db, email, name, {}, now)
+
+
+def unsubscribe(db: sqlite3.Connection, email: str, now: datetime, source: str) -> bool:
+    """Mark a subscriber unsubscribed, keeping the row and its history. True if it changed."""
+    with transaction(db):
+        row = db.execute("SELECT id, status FROM subscribers WHERE email_key = ?",
+                         (email.lower(),)).fetchone()
+        if row is None:
+            raise PipelineError(f"'{email}' is not in the audience; check the address "
+                                "(newsletter audience list)")
+        if row["status"] == "unsubscribed":
+            return False
+        db.execute("UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ?, "
+                   "unsubscribe_source = ?, updated_at = ? WHERE id = ?",
+                   (now.isoformat(), source, now.isoformat(), row["id"]))
+        return True
+
+
+def unsubscribe_address(db: sqlite3.Connection, email: str, now: datetime, source: str) -> None:
+    """Unsubscribe a reader; an address not in the audience is suppressed instead, so
+    that it is never added back. Repeating it changes nothing."""
+    try:
+        unsubscribe(db, email, now, source)
+    except PipelineError:
+        with transaction(db):
+            suppress(db, email, "unsubscribe", source, now)
+
+
+def suppress(db: sqlite3.Connection, email: str, reason: str, source: str,
+             now: datetime) -> bool:
+    """Never send to this address again (a bounce, a complaint, an unknown address that
+    asked to leave). True if it was new. The caller holds the transaction."""
+    return db.execute("INSERT OR IGNORE INTO suppressions (email_key, reason, source, "
+                      "created_at) VALUES (?, ?, ?, ?)",
+                      (email.lower(), reason, source, now.isoformat())).rowcount > 0
+
+
+# The audience and who of it may be sent to: the one definition the ledger's snapshot,
+# its claims, the dry run and the lists all use. `s` is the subscriber, `p` a suppression.
+STATUSES = ("active", "unsubscribed", "suppressed", "all")
+SUPPRESSION = "LEFT JOIN suppressions p ON p.email_key = s.email_key"
+AUDIENCE = f"FROM subscribers s {SUPPRESSION}"
+READER = "s.email, s.name, s.fields, s.status, p.reason"  # what a send needs of a reader
+
+
+def reader_of(subscriber_id: str) -> str:
+    """The join that adds a reader's current state to a row naming subscriber_id."""
+    return f"JOIN subscribers s ON s.id = {subscriber_id} {SUPPRESSION}"
+
+
+def skip_reason(row: sqlite3.Row) -> str | None:
+    """Why a reader selected by READER may not be sent to now, or None."""
+    if row["reason"]:
+        return f"suppressed: {row['reason']}"
+    return "unsubscribed" if row["status"] != "active" else None
+_SELECT = f"SELECT s.*, p.reason {AUDIENCE}"
+WHERE = {
+    "active": "WHERE s.status = 'active' AND p.email_key IS NULL",
+    "unsubscribed": "WHERE s.status = 'unsubscribed'",
+    "suppressed": "WHERE p.email_key IS NOT NULL",
+    "all": "",
+}
+
+
+def subscribers(db: sqlite3.Connection, status: str = "active") -> Iterator[Subscriber]:
+    """Streams subscribers in id order; never loads the list into memory."""
+    for row in db.execute(f"{_SELECT} {WHERE[status]} ORDER BY s.id"):
+        yield Subscriber.from_row(row)
+
+
+def count(db: sqlite3.Connection) -> dict[str, int]:
+    return {status: db.execute(f"SELECT count(*) {AUDIENCE} {WHERE[status]}").fetchone()[0]
+            for status in STATUSES}
+
+

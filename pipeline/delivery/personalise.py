@@ -1,0 +1,207 @@
+"""personalise: a RenderedEmail and a Recipient become a Message, cheaply.
+
+Everything that is the same for every recipient is prepared once per issue
+(``PreparedEmail``): the parts split at their %%placeholders%%, the fixed headers, the
+MIME skeleton. Per recipient, only the placeholders are filled (HTML-escaped in the HTML
+part, raw in the text part), a token is signed, and a few headers are written.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.header import Header
+from email.utils import format_datetime, formataddr
+from html import escape
+
+from ..audience.tokens import Signer
+from ..config import Config
+from ..errors import PipelineError
+from ..render import PLACEHOLDER, RenderedEmail
+
+CRLF = "\r\n"
+
+
+@dataclass(frozen=True)
+class Recipient:
+    id: int  # the subscriber's id; 0 for a test address
+    email: str
+    name: str = ""
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+
+class Part:
+    """One part of the email, split once at its placeholders."""
+
+    def __init__(self, source: str, constants: Mapping[str, str], html: bool):
+        pieces = PLACEHOLDER.split(source)
+        self.html = html
+        self.literals: list[str] = []  # n + 1 literals around n slots
+        self.slots: list[tuple[str, str, str]] = []  # (token, field, fallback)
+        literal = pieces[0]
+        for i in range(1, len(pieces), 3):
+            name, fallback, after = pieces[i], pieces[i + 1] or "", pieces[i + 2]
+            token = f"%%{name}|{fallback}%%" if pieces[i + 1] is not None else f"%%{name}%%"
+            if name in constants:  # the same for everyone: filled now, once
+                value = constants[name] or fallback
+                literal += (escape(value) if html else value) + after
+                continue
+            self.literals.append(literal)
+            self.slots.append((token, name, fallback))
+            literal = after
+        self.literals.append(literal)
+
+    def value(self, name: str, fallback: str, values: Mapping[str, str]) -> str:
+        """A slot's text: the value escaped for HTML, or the fallback as written."""
+        value = values.get(name, "")
+        if not value:
+            return fallback
+        return escape(value) if self.html else value
+
+    def fill(self, values: Mapping[str, str]) -> str:
+        out = [self.literals[0]]
+        for (_, name, fallback), literal in zip(self.slots, self.literals[1:], strict=True):
+            out.append(self.value(name, fallback, values))
+            out.append(literal)
+        return "".join(out)
+
+    def source(self, key: Callable[[str], str] = lambda token: token) -> str:
+        """The part with its slots as tokens (for SendGrid's substitutions)."""
+        out = [self.literals[0]]
+        for (token, _, _), literal in zip(self.slots, self.literals[1:], strict=True):
+            out.append(key(token))
+            out.append(literal)
+        return "".join(out)
+
+
+def header_line(name: str, value: str) -> str:
+    """A header, RFC 2047-encoded when it is not ASCII, folded with CRLF."""
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"a line break in the {name} header")
+    if value.isascii():
+        return f"{name}: {value}{CRLF}"
+    return f"{name}: {Header(value, 'utf-8', header_name=name).encode(linesep=CRLF)}{CRLF}"
+
+
+def phrase(name: str) -> str:
+    """A display name for a header: RFC 2047 encoded-words when not ASCII."""
+    if "\r" in name or "\n" in name:
+        raise ValueError("a line break in a name")
+    if name.isascii():
+        return formataddr((name, "x@x")).rpartition(" <")[0]
+    return Header(name, "utf-8").encode(linesep=CRLF)
+
+
+def address(name: str, email: str) -> str:
+    return f"{phrase(name)} <{email}>" if name else email
+
+
+def _b64(text: str) -> bytes:
+    return base64.encodebytes(text.encode("utf-8")).replace(b"\n", b"\r\n")
+
+
+class PreparedEmail:
+    """What every message of one send shares, prepared once."""
+
+    def __init__(self, rendered: RenderedEmail, config: Config, web_url: str,
+                 test: bool = False, subject_line: int | None = None):
+        sender = config["sender"]
+        self.config = config
+        self.slug = rendered.slug
+        self.test = test
+        self.subject = ("[TEST] " if test else "") + rendered.subject
+        if "\r" in self.subject or "\n" in self.subject:
+            raise PipelineError("the subject contains a line break; write it on one line",
+                                path=f"{config['issues_dir']}/{rendered.slug}/issue.yaml",
+                                line=subject_line)
+        if not config.secrets.newsletter_secret:
+            raise PipelineError("NEWSLETTER_SECRET is not set; export a long random string "
+                                "(it signs the unsubscribe links) before sending")
+        self.signer = Signer(config.secrets.newsletter_secret, config.list_id)
+        self.unsubscribe_base = config["unsubscribe_url"]
+        self.unsubscribe_email = config.unsubscribe_email
+        self.sender_email = sender["email"]
+        self.sender_name = sender["name"]
+        self.reply_to = sender["reply_to"]
+        self.domain = sender["email"].rpartition("@")[2] or "localhost"
+        constants = {"web_url": web_url}
+        self.html = Part(rendered.html, constants, html=True)
+        self.text = Part(rendered.text, constants, html=False)
+        self.boundary = f"=_nl_{secrets.token_hex(12)}"
+        fixed = (
+            header_line("From", address(self.sender_name, self.sender_email))
+            + (header_line("Reply-To", self.reply_to) if self.reply_to else "")
+            + header_line("Subject", self.subject)
+            + header_line("List-Id", f"{phrase(config['name'])} <{config.list_id}>")
+            + "List-Unsubscribe-Post: List-Unsubscribe=One-Click" + CRLF
+            + "MIME-Version: 1.0" + CRLF
+            + f'Content-Type: multipart/alternative; boundary="{self.boundary}"' + CRLF
+            + ("X-Newsletter-Test: yes" + CRLF if test else "")
+        )
+        self.fixed_headers = fixed.encode("ascii")
+        part = (f"--{self.boundary}{CRLF}Content-Type: text/%s; charset=\"utf-8\"{CRLF}"
+                f"Content-Transfer-Encoding: base64{CRLF}{CRLF}")
+        self.text_head = (CRLF + part % "plain").encode("ascii")
+        self.html_head = (part % "html").encode("ascii")
+        self.closing = f"--{self.boundary}--{CRLF}".encode("ascii")
+
+    def message(self, recipient: Recipient) -> Message:
+        return Message(self, recipient)
+
+    def list_unsubscribe(self, token_url: str, token: str) -> str:
+        mailto = f"mailto:{self.unsubscribe_email}?subject=unsubscribe%20{token}"
+        return f"<{token_url}>, <{mailto}>"
+
+
+class Message:
+    """One recipient's message. Filled lazily: SendGrid needs only the values."""
+
+    __slots__ = ("prepared", "recipient", "values", "token")
+
+    def __init__(self, prepared: PreparedEmail, recipient: Recipient):
+        self.prepared = prepared
+        self.recipient = recipient
+        self.token = prepared.signer.token(recipient.email)
+        values = dict(recipient.fields)
+        values["name"] = recipient.name
+        values["email"] = recipient.email
+        values["unsubscribe_url"] = f"{prepared.unsubscribe_base}?token={self.token}"
+        self.values = values
+
+    @property
+    def html(self) -> str:
+        return self.prepared.html.fill(self.values)
+
+    @property
+    def text(self) -> str:
+        return self.prepared.text.fill(self.values)
+
+    @property
+    def message_id(self) -> str:
+        p = self.prepared
+        if p.test or not self.recipient.id:
+            return f"<{p.slug}.test.{secrets.token_hex(6)}@{p.domain}>"
+        # the same for a resend, so that a receiving server can drop a duplicate
+        return f"<{p.slug}.{self.recipient.id}@{p.domain}>"
+
+    def headers(self) -> dict[str, str]:
+        """The headers that differ per recipient."""
+        return {
+            "List-Unsubscribe": self.prepared.list_unsubscribe(self.values["unsubscribe_url"],
+                                                               self.token),
+        }
+
+    def as_bytes(self, now: datetime) -> bytes:
+        """The full MIME message: multipart/alternative, text/plain first, base64 parts
+        (no line over 76 octets), CRLF line ends."""
+        p = self.prepared
+        unsubscribe = self.headers()["List-Unsubscribe"].replace(", <mailto", f",{CRLF} <mailto")
+        head = (header_line("To", address(self.recipient.name, self.recipient.email))
+                + f"Date: {format_datetime(now)}{CRLF}"
+                + f"Message-ID: {self.message_id}{CRLF}"
+                + f"List-Unsubscribe: {unsubscribe}{CRLF}").encode("ascii")
+        return b"".join((p.fixed_headers, head, p.text_head, _b64(self.text), p.html_head,
+                         _b64(self.html), p.closing))

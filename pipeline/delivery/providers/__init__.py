@@ -1,0 +1,59 @@
+"""Providers deliver messages; they never render or personalise.
+
+One interface (Django's mail backends are the model): ``open()``, ``close()``, a
+context manager, and ``send(messages) -> outcomes``, one outcome per message, in order.
+Misconfiguration fails at construction, not at the first send.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from ...config import PROVIDERS, Config
+from ...errors import ConfigError
+from ..personalise import Message
+
+SENT, FAILED, RETRY, UNKNOWN = "sent", "failed", "retry", "unknown"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # sent | failed (permanent) | retry (not delivered; safe to retry) | unknown
+    message_id: str = ""
+    error: str = ""
+    retry_after: float | None = None  # seconds the provider asked us to wait
+
+
+class Provider:
+    name = "provider"
+    batch_size = 100
+
+    def __init__(self, config: Config):
+        self.config = config
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Provider:
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def send(self, messages: Sequence[Message], now: datetime) -> list[Outcome]:
+        raise NotImplementedError
+
+
+def make_provider(name: str, config: Config) -> Provider:
+    if name not in PROVIDERS:
+        raise ConfigError.one(str(config.path.name), f"unknown provider '{name}'; use one of: "
+                                                     f"{', '.join(PROVIDERS)}")
+    module = importlib.import_module(f".{name}", __name__)
+    return module.PROVIDER(config)

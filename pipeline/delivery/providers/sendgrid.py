@@ -1,0 +1,192 @@
+"""sendgrid: the official client, v3 mail send, up to 1000 personalizations a request.
+
+The body is built as plain dicts: one copy of the HTML and text (with placeholders) per
+request, and per recipient only the substitutions and headers that differ. The key
+comes from SENDGRID_API_KEY only; the API host is configurable (EU host, local tests).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from html import escape
+from http.client import HTTPException
+
+from ...errors import ConfigError, DeliveryError
+from ..personalise import Message, PreparedEmail
+from . import FAILED, RETRY, SENT, UNKNOWN, Outcome, Provider
+
+MAX_PERSONALIZATIONS = 1000
+TEXT_KEY = "%%text:"  # the text part's placeholders get their own keys: values differ
+
+
+def sendgrid_client(config):
+    """The official client for the configured API host, with the key from the
+    environment; a missing key fails here, before any request."""
+    key = config.secrets.sendgrid_api_key
+    if not key:
+        raise ConfigError.one(config.path.name, "SENDGRID_API_KEY is not set; export "
+                                                "the API key (never put it in a file)")
+    from sendgrid import SendGridAPIClient
+
+    # python_http_client logs every request's headers, the API key among them, at
+    # DEBUG: keep that logger above DEBUG whatever the root logger's level.
+    logging.getLogger("python_http_client").setLevel(logging.INFO)
+    client = SendGridAPIClient(api_key=key, host=config["sendgrid"]["api_host"])
+    client.client.timeout = config["sendgrid"]["timeout"]
+    return client
+
+
+class SendGridProvider(Provider):
+    name = "sendgrid"
+
+    def __init__(self, config):
+        super().__init__(config)
+        settings = config["sendgrid"]
+        if not 1 <= settings["batch_size"] <= MAX_PERSONALIZATIONS:
+            raise ConfigError.one(config.path.name, "'sendgrid.batch_size' must be between 1 "
+                                                    f"and {MAX_PERSONALIZATIONS}")
+        self.client = sendgrid_client(config)
+        self.settings = settings
+        self.batch_size = settings["batch_size"]
+        self._shared_json: tuple[PreparedEmail | None, str] = (None, "")
+
+    def personalizations(self, messages: Sequence[Message]) -> list[dict]:
+        """Per recipient only what differs: the address, substitutions, headers."""
+        prepared = messages[0].prepared
+        # every distinct slot once: (substitution key, field, fallback, HTML?)
+        slots = {(token, name, fallback, True) for token, name, fallback in prepared.html.slots}
+        slots |= {(TEXT_KEY + token[2:], name, fallback, False)
+                  for token, name, fallback in prepared.text.slots}
+        fields = {name for _, name, _, _ in slots}
+        personalizations = []
+        for message in messages:
+            raw = {name: message.values.get(name, "") for name in fields}
+            escaped = {name: escape(value) for name, value in raw.items()}
+            substitutions = {key: (escaped if html else raw)[name] or fallback
+                             for key, name, fallback, html in slots}
+            to = {"email": message.recipient.email}
+            name = re.sub(r"[;,\r\n]", " ", message.recipient.name).strip()
+            if name:
+                to["name"] = name
+            personalizations.append({
+                "to": [to],
+                "substitutions": substitutions,
+                "headers": message.headers(),
+                "custom_args": {"subscriber": str(message.recipient.id)},
+            })
+        return personalizations
+
+    def shared(self, prepared: PreparedEmail) -> dict:
+        """What every request of the issue carries: sender, subject, both parts, …"""
+        sender = self.config["sender"]
+        body = {
+            "from": {"email": sender["email"], "name": sender["name"]},
+            "subject": prepared.subject,
+            "content": [
+                {"type": "text/plain",
+                 "value": prepared.text.source(lambda t: TEXT_KEY + t[2:])},
+                {"type": "text/html", "value": prepared.html.source()},
+            ],
+            "headers": {
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                "List-Id": f"{self.config['name']} <{self.config.list_id}>",
+            },
+            "custom_args": {"issue": prepared.slug},
+        }
+        if sender["reply_to"]:
+            body["reply_to"] = {"email": sender["reply_to"]}
+        categories = list(self.settings["categories"]) + (["test"] if prepared.test else [])
+        if categories:
+            body["categories"] = categories[:10]
+        if self.settings["asm_group_id"]:
+            body["asm"] = {"group_id": self.settings["asm_group_id"]}
+        if self.settings["sandbox"]:
+            body["mail_settings"] = {"sandbox_mode": {"enable": True}}
+        return body
+
+    def encoded_body(self, messages: Sequence[Message]) -> str:
+        """The request body as JSON text. The shared part (the whole email) is encoded
+        once per issue; each request adds only its personalizations."""
+        prepared = messages[0].prepared
+        if self._shared_json[0] is not prepared:
+            self._shared_json = (prepared, _json(self.shared(prepared)))
+        return (self._shared_json[1][:-1] + ',"personalizations":'
+                + _json(self.personalizations(messages)) + "}")
+
+    def send(self, messages: Sequence[Message], now: datetime) -> list[Outcome]:
+        from python_http_client.exceptions import HTTPError
+
+        def every(outcome: Outcome) -> list[Outcome]:
+            return [outcome] * len(messages)
+
+        try:
+            # a JSON text with this content type is sent as it is (python_http_client
+            # would otherwise encode the whole body again, HTML included)
+            response = self.client.client.mail.send.post(
+                request_body=self.encoded_body(messages),
+                request_headers={"Content-Type": "application/json; charset=utf-8"})
+        except HTTPError as exc:
+            status = exc.status_code
+            error = f"SendGrid answered {status}: {describe_errors(exc.body)}"
+            if status in (401, 403):
+                raise DeliveryError(f"{error}; check SENDGRID_API_KEY and its permissions "
+                                    "(mail send)") from None
+            if status == 429 or status >= 500:
+                return every(Outcome(RETRY, error=error, retry_after=retry_after(exc.headers)))
+            return every(Outcome(FAILED, error=error))
+        except TimeoutError as exc:
+            # the request went out and no answer came: SendGrid may be sending it
+            return every(Outcome(UNKNOWN, error=f"no answer from SendGrid: {exc}"))
+        except (OSError, HTTPException) as exc:
+            # refused, reset or closed without an answer: nothing was accepted
+            reason = getattr(exc, "reason", exc)
+            if isinstance(reason, TimeoutError) and not isinstance(exc, TimeoutError):
+                reason = f"timed out while sending: {reason}"
+            return every(Outcome(RETRY, error=f"connection to SendGrid failed: {reason}"))
+        message_id = response.headers.get("X-Message-Id", "") if response.headers else ""
+        return every(Outcome(SENT, message_id=message_id))
+
+
+def _json(value) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def describe_errors(body: bytes | str | None) -> str:
+    """SendGrid's error body, as a line a person can read."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
+    try:
+        errors = json.loads(text)["errors"]
+        parts = []
+        for error in errors:
+            part = str(error.get("message", "")).strip()
+            if error.get("field"):
+                part += f" (field: {error['field']})"
+            parts.append(part)
+        return "; ".join(parts) or text
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return text.strip()[:500] or "no details"
+
+
+def retry_after(headers) -> float | None:
+    """Seconds to wait, from X-RateLimit-Reset (unix time) or Retry-After."""
+    if headers is None:
+        return None
+    reset = headers.get("X-RateLimit-Reset")
+    if reset:
+        try:
+            return max(0.0, float(reset) - time.time())
+        except ValueError:
+            pass
+    after = headers.get("Retry-After")
+    try:
+        return max(0.0, float(after)) if after else None
+    except ValueError:
+        return None
+
+
+PROVIDER = SendGridProvider

@@ -1,0 +1,116 @@
+"""smtp: smtplib with STARTTLS, SSL or no TLS, one connection reused across batches.
+
+A refused recipient fails alone; the batch goes on. The password comes from
+SMTP_PASSWORD only.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from collections.abc import Sequence
+from datetime import datetime
+
+from ...errors import ConfigError, DeliveryError
+from ..personalise import Message
+from . import FAILED, RETRY, SENT, UNKNOWN, Outcome, Provider
+
+
+class SMTPProvider(Provider):
+    name = "smtp"
+
+    def __init__(self, config):
+        super().__init__(config)
+        settings = config["smtp"]
+        self.host, self.port = settings["host"], settings["port"]
+        self.security = settings["security"]
+        self.username = settings["username"]
+        self.password = config.secrets.smtp_password
+        self.timeout = settings["timeout"]
+        self.batch_size = settings["batch_size"]
+        self.ca_file = settings["ca_file"] or None
+        if self.username and not self.password:
+            raise ConfigError.one(config.path.name, "smtp.username is set but SMTP_PASSWORD is "
+                                                    "not; export SMTP_PASSWORD")
+        self.connection: smtplib.SMTP | None = None
+
+    def _context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.ca_file)
+
+    def open(self) -> None:
+        """Nothing yet: the connection opens at the first message, so that a server that
+        cannot be reached is that batch's outcome, not a crash."""
+
+    def _connect(self) -> None:
+        if self.connection is not None:
+            return
+        try:
+            self._login()
+        except smtplib.SMTPAuthenticationError as exc:
+            raise DeliveryError(f"the SMTP server refused the login ({exc.smtp_code}); check "
+                                "smtp.username and SMTP_PASSWORD") from None
+        except ssl.SSLCertVerificationError as exc:
+            raise DeliveryError(f"the SMTP server's certificate is not trusted "
+                                f"({exc.verify_message}); set smtp.ca_file to its CA") from None
+
+    def _login(self) -> None:
+        if self.security == "ssl":
+            connection = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
+                                          context=self._context())
+        else:
+            connection = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            if self.security == "starttls":
+                connection.starttls(context=self._context())
+        connection.ehlo_or_helo_if_needed()  # again after STARTTLS, as RFC 3207 asks
+        if self.username:
+            connection.login(self.username, self.password)
+        self.connection = connection
+
+    def close(self) -> None:
+        if self.connection is not None:
+            try:
+                self.connection.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+            self.connection = None
+
+    def send(self, messages: Sequence[Message], now: datetime) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        sender = self.config["sender"]["email"]
+        for index, message in enumerate(messages):
+            in_data = False
+            try:
+                self._connect()
+                connection = self.connection
+                assert connection is not None
+                code, reply = connection.mail(sender)
+                if code == 250:
+                    code, reply = connection.rcpt(message.recipient.email)
+                if code in (250, 251):
+                    in_data = True
+                    code, reply = connection.data(message.as_bytes(now))
+                if code == 250:
+                    outcomes.append(Outcome(SENT, message_id=message.message_id))
+                else:
+                    connection.rset()
+                    outcomes.append(_refused(code, reply))
+            except smtplib.SMTPDataError as exc:  # refused at DATA (e.g. 554 after 354)
+                outcomes.append(_refused(exc.smtp_code, exc.smtp_error))
+            except (smtplib.SMTPException, OSError) as exc:
+                # Before DATA nothing was accepted: safe to retry. During DATA the server
+                # may have taken the message before the connection broke: unknown.
+                self.connection = None
+                error = f"connection to {self.host}:{self.port} broke: {exc}"
+                outcomes.append(Outcome(UNKNOWN if in_data else RETRY, error=error))
+                outcomes += [Outcome(RETRY, error="not tried: " + error)] * (
+                    len(messages) - index - 1)
+                break
+        return outcomes
+
+
+def _refused(code: int, reply: bytes | str) -> Outcome:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    return Outcome(RETRY if 400 <= code < 500 else FAILED, error=f"{code} {text}")
+
+
+PROVIDER = SMTPProvider

@@ -1,0 +1,135 @@
+"""Schedules: send_at in issue.yaml, and each issue's state (draft, scheduled, due,
+late, sending, sent, partial) from its schedule and its ledger.
+
+Nothing here sends; ``delivery.due`` decides what `send --due` sends.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from ..config import Config
+from ..errors import IssueError, PipelineError, Problems, display_path
+from ..issue import ISSUE_FILE, issue_folders, parse_send_at, read_metadata
+from ..store import connect
+from .ledger import Ledger
+
+
+def parse_time(text: str, config: Config) -> datetime:
+    """ISO 8601 with a zone, or a local time in the configured zone."""
+    problems = Problems()
+    when = parse_send_at(text.strip(), config, "--at", None, problems, key="time")
+    if when is None:
+        raise PipelineError(problems.items[0].message.replace("'send_at'", "the time"))
+    return when
+
+
+def set_send_at(folder: Path, when: datetime | None) -> Path:
+    """Write (or with None remove) send_at in issue.yaml, leaving every other line and
+    comment as it was."""
+    path = folder / ISSUE_FILE
+    if not path.is_file():
+        raise PipelineError("missing; is this an issue folder?", path=display_path(path))
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    pattern = re.compile(r"^send_at\s*:(?P<value>[^#\n]*)(?P<rest>#.*)?$")
+    found = [n for n, line in enumerate(lines) if pattern.match(line.rstrip("\n"))]
+    if when is None:
+        for n in reversed(found):
+            del lines[n]
+    else:
+        value = when.isoformat()
+        if found:
+            match = pattern.match(lines[found[0]].rstrip("\n"))
+            comment = f"  {match['rest']}" if match and match["rest"] else ""
+            lines[found[0]] = f"send_at: {value}{comment}\n"
+        else:
+            after = next((n for n, line in enumerate(lines) if line.startswith("date:")),
+                         len(lines) - 1)
+            if lines and not lines[-1].endswith("\n"):
+                lines[-1] += "\n"
+            lines.insert(after + 1, f"send_at: {value}\n")
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
+@dataclass
+class IssueState:
+    folder: Path
+    slug: str
+    number: int | None
+    title: str
+    send_at: datetime | None
+    state: str  # draft | scheduled | due | late | sending | sent | partial | invalid
+    provider: str = ""
+    started_at: str | None = None
+    finished_at: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    total: int = 0
+    problem: str = ""
+    unknown: list[str] = field(default_factory=list)  # addresses, when asked for
+
+    def as_json(self) -> dict:
+        return {"issue": self.slug, "number": self.number, "title": self.title,
+                "send_at": self.send_at.isoformat() if self.send_at else None,
+                "state": self.state, "provider": self.provider or None,
+                "started_at": self.started_at, "finished_at": self.finished_at,
+                "total": self.total, **{k: self.counts.get(k, 0) for k in
+                                         ("sent", "failed", "unknown", "pending", "skipped")},
+                "problem": self.problem or None}
+
+
+def issue_states(config: Config, folders: list[Path] | None, now: datetime,
+                 list_unknown: bool = False) -> list[IssueState]:
+    """`status`: these issue folders (default: every one), with the addresses whose
+    delivery is unknown when asked."""
+    db = connect(config.database)
+    try:
+        ledger = Ledger(db)
+        states = [issue_state(folder, config, ledger, now)
+                  for folder in (issue_folders(config) if folders is None else folders)]
+        for state in states if list_unknown else []:
+            record = ledger.find(state.slug) if state.counts.get("unknown") else None
+            if record:
+                state.unknown = [row["email"] for row in ledger.rows(record.id, "unknown")]
+        return states
+    finally:
+        db.close()
+
+
+def issue_state(folder: Path, config: Config, ledger: Ledger, now: datetime) -> IssueState:
+    try:
+        meta, _ = read_metadata(folder, config)
+    except IssueError as exc:
+        return IssueState(folder, folder.name, None, "", None, "invalid",
+                          problem=exc.format_message().splitlines()[0])
+    state = IssueState(folder, folder.name, meta.get("number"), meta.get("title", ""),
+                       meta.get("send_at"), "draft")
+    record = ledger.find(folder.name)
+    if record:
+        counts = ledger.counts(record.id)
+        state.provider, state.started_at = record.provider, record.started_at
+        state.finished_at, state.counts, state.total = record.finished_at, counts, record.total
+        if record.state == "sending":
+            state.state = "sending"
+        else:
+            state.state = "partial" if counts["failed"] or counts["unknown"] else "sent"
+    elif state.send_at is not None:
+        if state.send_at > now:
+            state.state = "scheduled"
+        elif now - state.send_at > config["max_lateness"]:
+            state.state = "late"
+        else:
+            state.state = "due"
+    return state
+
+
+def format_delta(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "",
+             f"{minutes}m" if minutes or not (days or hours) else ""]
+    return "".join(parts)

@@ -1,0 +1,93 @@
+"""The validated issue: plain data, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Image:
+    src: str  # as written in the Markdown or issue.yaml
+    alt: str
+    path: str  # file it appears in
+    line: int
+    asset: str | None = None  # local file, relative to the issue folder (posix)
+    width: int | None = None  # natural size of a local image
+    height: int | None = None
+    size: int | None = None  # bytes of a local image
+
+
+@dataclass(frozen=True)
+class Link:
+    href: str
+    text: str
+    path: str
+    line: int
+
+
+@dataclass
+class Item:
+    title: str
+    path: str
+    line: int
+    body: list[Any]  # the Markdown body, parsed: markdown-it's block tokens
+    images: list[Image] = field(default_factory=list)
+    links: list[Link] = field(default_factory=list)
+    source: str = ""  # the body's Markdown, as written
+
+
+@dataclass
+class Section:
+    path: str
+    kind: str
+    title: str
+    template: str
+    intro: list[Any]  # the parsed Markdown before the first "## " (markdown-it tokens)
+    items: list[Item]
+    images: list[Image] = field(default_factory=list)  # those of the intro
+    links: list[Link] = field(default_factory=list)
+    intro_source: str = ""  # the introduction's Markdown, as written
+    file: Path | None = None  # the section file, absolute
+
+
+@dataclass
+class Issue:
+    folder: Path
+    number: int
+    title: str
+    subject: str
+    preheader: str
+    date: date
+    send_at: datetime | None
+    editor: str
+    contributors: list[str]
+    tags: list[str]
+    header_image: Image | None
+    publish: bool
+    sections: list[Section]
+    lines: dict[str, int] = field(default_factory=dict)  # issue.yaml key -> line
+
+    @property
+    def slug(self) -> str:
+        return self.folder.name
+
+    @property
+    def images(self) -> list[Image]:
+        found = [self.header_image] if self.header_image else []
+        for section in self.sections:
+            found += section.images
+            for item in section.items:
+                found += item.images
+        return found
+
+    @property
+    def links(self) -> list[Link]:
+        found = []
+        for section in self.sections:
+            found += section.links
+            for item in section.items:
+                found += item.links
+        return found

@@ -1,0 +1,413 @@
+"""read_issue: an issue folder becomes a validated Issue, or every problem in it.
+
+Nothing here renders; it reads files, checks them and records where things are, so
+that later stages can point at ``path:line``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+
+from ..config import Config
+from ..errors import Problems, did_you_mean, display_path
+from . import commonmark
+from .model import Image, Issue, Item, Link, Section
+
+ISSUE_FILE = "issue.yaml"
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML that leaves dates as strings, so that we can say what is wrong."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.copy().items()
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    type: str  # int | str | date | datetime | list | bool | image
+    required: bool = False
+    example: str = ""
+
+
+ISSUE_FIELDS = {
+    "number": Field("int", True, "number: 1"),
+    "title": Field("str", True, 'title: "My newsletter 01"'),
+    "subject": Field("str"),
+    "preheader": Field("str"),
+    "date": Field("date", True, "date: 2024-01-31"),
+    "send_at": Field("datetime"),
+    "editor": Field("str"),
+    "contributors": Field("list"),
+    "tags": Field("list"),
+    "header_image": Field("image"),
+    "publish": Field("bool"),
+}
+SECTION_FIELDS = {
+    "kind": Field("str", True, "kind: news"),
+    "title": Field("str"),
+}
+
+
+def resolve_issue_path(name: str | Path, config: Config) -> Path:
+    """ISSUE on the command line: a folder path, or a folder's name under issues/."""
+    path = Path(name)
+    if path.is_dir() or path.is_absolute() or len(path.parts) > 1:
+        return path
+    under = config.issues_dir / path
+    return under if under.is_dir() else path
+
+
+def issue_folders(config: Config) -> list[Path]:
+    """Every folder under issues/ that holds an issue.yaml, in name order."""
+    root = config.issues_dir
+    return sorted(p for p in root.iterdir() if (p / ISSUE_FILE).is_file()) if root.is_dir() else []
+
+
+def read_issue(folder: Path, config: Config) -> Issue:
+    problems = Problems()
+    shown = display_path(folder)
+    if not folder.is_dir():
+        problems.add(shown, None, "no such issue folder; give a folder path or the name of "
+                                  f"a folder under {config['issues_dir']}/")
+        problems.raise_if_any()
+    meta, lines = _read_issue_yaml(folder, config, problems)
+    header = None
+    if isinstance(meta.get("header_image"), str):
+        header = _local_image(folder, meta["header_image"], "", folder / ISSUE_FILE,
+                              lines.get("header_image", 1), problems, "header_image")
+    sections = []
+    files = sorted(p for p in folder.glob("*.md") if not p.name.startswith(("_", ".")))
+    if not files:
+        problems.add(shown, None, "no section files; add Markdown files such as "
+                                  "01-news.md, one per section, in reading order")
+    for path in files:
+        section = _read_section(path, folder, config, problems)
+        if section:
+            sections.append(section)
+    problems.raise_if_any()
+    return Issue(
+        folder=folder.resolve(),
+        number=meta["number"],
+        title=meta["title"],
+        subject=meta.get("subject") or meta["title"],
+        preheader=meta.get("preheader", ""),
+        date=meta["date"],
+        send_at=meta.get("send_at"),
+        editor=meta.get("editor", ""),
+        contributors=meta.get("contributors", []),
+        tags=meta.get("tags", []),
+        header_image=header,
+        publish=meta.get("publish", False),
+        sections=sections,
+        lines=lines,
+    )
+
+
+def read_metadata(folder: Path, config: Config) -> tuple[dict[str, Any], dict[str, int]]:
+    """issue.yaml alone, validated (for schedules and status: no Markdown is read)."""
+    problems = Problems()
+    meta, lines = _read_issue_yaml(folder, config, problems)
+    problems.raise_if_any()
+    return meta, lines
+
+
+# --- issue.yaml --------------------------------------------------------------------
+
+
+def read_text(path: Path, problems: Problems) -> str | None:
+    """A file's text, or a problem if it is not UTF-8."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        problems.add(display_path(path), line, f"not valid UTF-8 (byte 0x{data[exc.start]:02x}); "
+                                               "save the file as UTF-8")
+        return None
+
+
+def parse_yaml_mapping(text: str, path: Path, problems: Problems, first_line: int = 1
+                       ) -> tuple[dict[str, Any], dict[str, int]] | None:
+    """A YAML mapping and the line of each key; problems for syntax and duplicates."""
+    shown = display_path(path)
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = first_line + mark.line if mark else first_line
+        what = getattr(exc, "problem", None) or str(exc)
+        problems.add(shown, line, f"YAML syntax error: {what}; check the indentation, the "
+                                  "colons and the quotes on this line")
+        return None
+    if data is None:
+        return {}, {}
+    if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
+        problems.add(shown, first_line, "must be a list of 'key: value' lines")
+        return None
+    lines: dict[str, int] = {}
+    for key_node, _ in node.value:
+        key = str(key_node.value)
+        line = first_line + key_node.start_mark.line
+        if key in lines:
+            problems.add(shown, line, f"duplicate key '{key}' (first on line {lines[key]}); "
+                                      "keep one")
+        lines.setdefault(key, line)
+    return {str(k): v for k, v in data.items()}, lines
+
+
+def _read_issue_yaml(folder: Path, config: Config, problems: Problems
+                     ) -> tuple[dict[str, Any], dict[str, int]]:
+    path = folder / ISSUE_FILE
+    if not path.is_file():
+        problems.add(display_path(path), None, "missing; every issue folder needs one "
+                                               "(newsletter new SLUG scaffolds a folder)")
+        return {}, {}
+    text = read_text(path, problems)
+    parsed = parse_yaml_mapping(text, path, problems) if text is not None else None
+    if parsed is None:
+        return {}, {}
+    raw, lines = parsed
+    meta = _validate_fields(raw, lines, ISSUE_FIELDS, path, problems, config)
+    return meta, lines
+
+
+def _validate_fields(raw: dict, lines: dict, fields: dict[str, Field], path: Path,
+                     problems: Problems, config: Config) -> dict[str, Any]:
+    shown = display_path(path)
+    first = min(lines.values(), default=1)
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        line = lines.get(key, first)
+        spec = fields.get(key)
+        if spec is None:
+            problems.add(shown, line, f"unknown key '{key}'{did_you_mean(key, fields)}"
+                         + ("" if did_you_mean(key, fields) else
+                            f"; known keys: {', '.join(fields)}"))
+            continue
+        converted = _convert(key, value, spec, config, shown, line, problems)
+        if converted is not None:
+            out[key] = converted
+    for key, spec in fields.items():
+        if spec.required and key not in raw:
+            problems.add(shown, first, f"missing required key '{key}'; add a line "
+                                       f"'{spec.example}'")
+    return out
+
+
+def _convert(key: str, value: Any, spec: Field, config: Config, shown: str, line: int,
+             problems: Problems) -> Any:
+    def wrong(expected: str) -> None:
+        problems.add(shown, line, f"'{key}' must be {expected}, not {value!r}")
+
+    kind = spec.type
+    if kind == "int":
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        return wrong("a whole number like 9")
+    if kind == "bool":
+        return value if isinstance(value, bool) else wrong("true or false")
+    if kind == "list":
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, list) and all(isinstance(v, str | int) for v in value):
+            return [str(v) for v in value]
+        return wrong("a list like [a, b]")
+    if kind in ("str", "image"):
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            return str(value).strip()
+        return wrong("text")
+    text = str(value).strip()
+    if kind == "date":
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            problems.add(shown, line, f"'{key}' is '{text}', not a real date; write it as "
+                                      "YYYY-MM-DD, like 2024-01-31")
+            return None
+    if kind == "datetime":
+        return parse_send_at(text, config, shown, line, problems, key)
+    raise AssertionError(kind)
+
+
+def parse_send_at(text: str, config: Config, shown: str, line: int | None,
+                  problems: Problems, key: str = "send_at") -> datetime | None:
+    try:
+        when = datetime.fromisoformat(text.replace(" ", "T", 1) if " " in text else text)
+    except ValueError:
+        problems.add(shown, line, f"'{key}' is '{text}', not a real date and time; write "
+                                  "it like 2024-01-31T09:00:00+08:00")
+        return None
+    if when.tzinfo is None:
+        if config.zone is None:
+            problems.add(shown, line, f"'{key}' has no time zone and newsletter.toml sets no "
+                                      "timezone; write it like 2024-01-31T09:00:00+08:00 "
+                                      "or set timezone = \"Asia/Shanghai\"")
+            return None
+        when = when.replace(tzinfo=config.zone)
+    return when
+
+
+# --- sections ----------------------------------------------------------------------
+
+_FRONT = re.compile(r"\A---[ \t]*\r?\n(.*?)^---[ \t]*$\r?\n?", re.S | re.M)
+
+
+def _read_section(path: Path, folder: Path, config: Config, problems: Problems
+                  ) -> Section | None:
+    shown = display_path(path)
+    text = read_text(path, problems)
+    if text is None:
+        return None
+    if not text.startswith("---"):
+        problems.add(shown, 1, "no front matter; start the file with a line '---', then "
+                               "'kind: <kind>', then '---'")
+        return None
+    match = _FRONT.match(text)
+    if not match:
+        problems.add(shown, 1, "front matter is not closed; add a line '---' after it")
+        return None
+    parsed = parse_yaml_mapping(match[1], path, problems, first_line=2)
+    if parsed is None:
+        return None
+    raw, lines = parsed
+    meta = _validate_fields(raw, lines or {"kind": 2}, SECTION_FIELDS, path, problems, config)
+    kind = meta.get("kind")
+    section_kind = config.sections.get(kind) if kind else None
+    if kind and section_kind is None:
+        known = ", ".join(sorted(config.sections))
+        problems.add(shown, lines.get("kind", 2),
+                     f"unknown section kind '{kind}'{did_you_mean(kind, config.sections)}"
+                     f"; known kinds: {known} (add [sections.{kind}] to newsletter.toml "
+                     "for a new one)")
+    body_start = match.group(0).count("\n")  # lines before the body
+    body = commonmark.parse(text[match.end():])
+    for block in body:
+        if block.map:
+            block.map = [block.map[0] + body_start, block.map[1] + body_start]
+    source = text.split("\n")
+    intro, items = _split_items(body, path, folder, source, problems)
+    if section_kind is None:
+        return None
+    section = Section(path=shown, kind=kind, title=meta.get("title") or section_kind.label,
+                      template=section_kind.template, intro=intro, items=items,
+                      file=path.resolve())
+    _attach_sources(section, source, body_start)
+    section.images, section.links = _images_and_links(intro, path, folder, source, problems)
+    return section
+
+
+def _attach_sources(section: Section, source: list[str], body_start: int) -> None:
+    """Each item's Markdown as written: the lines between its heading and the next."""
+    starts = [item.line for item in section.items]  # 1-based lines of the headings
+    ends = [line - 1 for line in starts[1:]] + ([len(source)] if starts else [])
+    section.intro_source = "\n".join(source[body_start:(starts[0] - 1) if starts else None]).strip()
+    for item, start, end in zip(section.items, starts, ends, strict=True):
+        item.source = "\n".join(source[start:end]).strip()
+
+
+def _split_items(body, path: Path, folder: Path, source: list[str], problems: Problems
+                 ) -> tuple[list, list[Item]]:
+    """Every '## ' heading starts an item; what comes before is the introduction."""
+    intro: list = []
+    items: list[Item] = []
+    current: list = intro
+    i = 0
+    while i < len(body):
+        block = body[i]
+        if block.type == "heading_open" and block.tag == "h2" and block.level == 0:
+            title = commonmark.inline_text(body[i + 1].children or []).strip()
+            line = block.map[0] + 1
+            if not title:
+                problems.add(display_path(path), line, "an item heading '## ' has no title; "
+                                                       "write the title after '## '")
+            item = Item(title=title, path=display_path(path), line=line, body=[])
+            items.append(item)
+            current = item.body
+            i += 3
+            continue
+        current.append(block)
+        i += 1
+    for item in items:
+        item.images, item.links = _images_and_links(item.body, path, folder, source, problems)
+    return intro, items
+
+
+def _images_and_links(body, path: Path, folder: Path, source: list[str], problems: Problems
+                      ) -> tuple[list[Image], list[Link]]:
+    images, links = [], []
+    shown = display_path(path)
+    for block in body:
+        if block.type != "inline":
+            continue
+        seen: dict[str, int] = {}  # the same URL twice in a block: its second line
+
+        def line_of(url: str, span=block.map, seen=seen) -> int:
+            seen[url] = seen.get(url, 0) + 1
+            return _line_of(url, span, source, seen[url])
+
+        for child in block.children or []:
+            if child.type == "image":
+                src = str(child.attrs.get("src", ""))
+                images.append(_local_image(folder, src, child.content, path, line_of(src),
+                                           problems))
+        for href, text in commonmark.link_texts(block.children or []):
+            links.append(Link(href, text, shown, line_of(href)))
+    return images, links
+
+
+def _line_of(needle: str, span: list[int] | None, source: list[str], nth: int = 1) -> int:
+    """The line of a block where a URL is written for the nth time (markdown-it maps
+    blocks, not spans)."""
+    if not span:
+        return 1
+    found = 0
+    for number in range(span[0], min(span[1], len(source))):
+        found += source[number].count(needle) if needle else 0
+        if found >= nth:
+            return number + 1
+    return span[0] + 1
+
+
+def _local_image(folder: Path, src: str, alt: str, path: Path, line: int, problems: Problems,
+                 key: str = "image") -> Image:
+    shown = display_path(path)
+    if re.match(r"^[a-z][a-z0-9+.-]*:", src, re.I):
+        return Image(src, alt, shown, line)
+    relative = PurePosixPath(src.split("#")[0].split("?")[0])
+    if relative.is_absolute() or ".." in relative.parts:
+        problems.add(shown, line, f"{key} '{src}' points outside the issue folder; put the "
+                                  "file under images/ and write images/<file>")
+        return Image(src, alt, shown, line)
+    file = folder / relative
+    if not file.is_file():
+        problems.add(shown, line, f"{key} '{src}' not found in {display_path(folder)}; add "
+                                  "the file or fix the path")
+        return Image(src, alt, shown, line)
+    width, height = _image_size(file)
+    if width is None:
+        problems.add(shown, line, f"{key} '{src}' is not a PNG, JPEG, GIF or WebP image that "
+                                  "can be read; export it again")
+    return Image(src, alt, shown, line, asset=relative.as_posix(), width=width, height=height,
+                 size=file.stat().st_size)
+
+
+def _image_size(file: Path) -> tuple[int | None, int | None]:
+    from PIL import Image as PILImage
+    from PIL import UnidentifiedImageError
+
+    try:
+        with PILImage.open(file) as im:
+            return im.size
+    except (UnidentifiedImageError, OSError):
+        return None, None

@@ -1,0 +1,73 @@
+"""An item's Markdown body as email HTML: runs of HTML for mj-text, and lone images
+that become mj-image at full column width."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from markdown_it.renderer import RendererHTML
+from markdown_it.token import Token
+
+from ..issue.commonmark import PARSER
+
+
+@dataclass(frozen=True)
+class Block:
+    """A piece of an item's body in the email: HTML for mj-text, or a lone image."""
+
+    kind: str  # "html" | "image"
+    html: str = ""
+    src: str = ""  # for images: the src as written
+    alt: str = ""
+
+
+def html_blocks(body: list[Token], image_url: Callable[[str], str]) -> list[Block]:
+    """Split a body into HTML runs and paragraphs that hold only an image.
+
+    A lone image becomes an mj-image (full column width, sized); everything else is
+    HTML rendered by markdown-it, with image URLs rewritten to where they are hosted.
+    """
+    blocks: list[Block] = []
+    run: list[Token] = []
+    i = 0
+    while i < len(body):
+        node = body[i]
+        if node.type == "paragraph_open" and node.level == 0 and _lone_image(body[i + 1]):
+            if run:
+                blocks.append(Block("html", render_html(run, image_url)))
+                run = []
+            for child in body[i + 1].children or []:
+                if child.type == "image":
+                    blocks.append(Block("image", src=str(child.attrs.get("src", "")),
+                                        alt=child.content))
+            i += 3
+            continue
+        run.append(node)
+        i += 1
+    if run:
+        blocks.append(Block("html", render_html(run, image_url)))
+    return blocks
+
+
+def _lone_image(inline: Token) -> bool:
+    children = [c for c in inline.children or [] if c.type != "softbreak"
+                and not (c.type == "text" and not c.content.strip())]
+    return bool(children) and all(c.type == "image" for c in children)
+
+
+def _render_image(self, nodes, idx, options, env):
+    node = nodes[idx]
+    src = env["image_url"](str(node.attrs.get("src", "")))
+    alt = html.escape(self.renderInlineAsText(node.children or [], options, env))
+    return f'<img src="{html.escape(src)}" alt="{alt}" style="max-width:100%;height:auto;">'
+
+
+RENDERER = RendererHTML()
+RENDERER.rules["image"] = _render_image.__get__(RENDERER)
+
+
+def render_html(body: list[Token], image_url: Callable[[str], str]) -> str:
+    """Markdown blocks as HTML, images pointing where they are hosted."""
+    return RENDERER.render(body, PARSER.options, {"image_url": image_url}).strip()

@@ -1,0 +1,258 @@
+"""render_issue: an Issue becomes one RenderedEmail, once per issue.
+
+Jinja2 composes MJML from templates/email/, mjml-python renders it, premailer inlines
+the CSS (keeping @media rules), and the plain-text part is rendered from the same
+model with templates/text/. Per-recipient values stay as %%placeholders%% that
+personalisation fills at send time.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from html import unescape as html_unescape
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from ..config import Config
+from ..errors import IssueError, Problem, display_path
+from ..issue import Image, Issue
+from .assets import Asset, issue_assets
+from .blocks import html_blocks
+from .plaintext import References, render_text
+from .templates import TEXT_WIDTH, base_context, issue_label, template_env
+
+BODY_WIDTH = 600  # px, the email's column on desktop
+CONTENT_WIDTH = 550  # px, inside the 25 px side padding
+GMAIL_CLIP = 102 * 1024  # Gmail clips a message whose HTML reaches this size
+SIZE_WARNING = 90 * 1024
+
+# Per-recipient fields: %%name%%, %%name|fallback%%. Filled by personalisation.
+PLACEHOLDER = re.compile(r"%%([a-z_]+)(?:\|([^%]*))?%%")
+FIELDS = ("name", "email", "unsubscribe_url", "web_url")
+
+
+class SizeVerdict:
+    OK, WARNING, ERROR = "ok", "warning", "error"
+
+
+def size_verdict(size: int) -> str:
+    """Gmail clips a message whose HTML reaches 102 KB: an error there, a warning near."""
+    if size >= GMAIL_CLIP:
+        return SizeVerdict.ERROR
+    return SizeVerdict.WARNING if size > SIZE_WARNING else SizeVerdict.OK
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    slug: str
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    mjml: str
+    assets: tuple[Asset, ...]
+
+    @property
+    def html_size(self) -> int:
+        return len(self.html.encode("utf-8"))
+
+
+def image_url_for(issue: Issue, config: Config, relative_assets: bool = False
+                  ) -> Callable[[str], str]:
+    """Where an image of the issue is hosted: asset_url/<folder>/<file>.
+
+    Without asset_url (or for a local build), images point at the build's assets/.
+    """
+    base = config["asset_url"]
+    images = {image.src: image for image in issue.images}
+
+    def image_url(src: str) -> str:
+        image = images.get(src)
+        if image is None or image.asset is None:
+            return src
+        if base and not relative_assets:
+            return f"{base}/{issue.slug}/{image.asset}"
+        return f"assets/{image.asset}"
+
+    return image_url
+
+
+def web_url(issue: Issue, config: Config) -> str:
+    return f"{config['archive_url']}/{issue.slug}/" if config["archive_url"] else ""
+
+
+def _image_view(image: Image | None, src: str, url: str, width: int, alt: str
+                ) -> dict[str, Any]:
+    natural_w = image.width if image else None
+    natural_h = image.height if image else None
+    shown = min(natural_w, width) if natural_w else width
+    height = round(natural_h * shown / natural_w) if natural_w and natural_h else None
+    return {"kind": "image", "url": url, "alt": alt, "width": shown,
+            "height": height, "src": src}
+
+
+def _blocks(body, issue_images: dict[str, Image], image_url) -> list[dict[str, Any]]:
+    views = []
+    for block in html_blocks(body, image_url):
+        if block.kind == "html":
+            views.append({"kind": "html", "html": Markup(block.html)})
+        else:
+            views.append(_image_view(issue_images.get(block.src), block.src,
+                                     image_url(block.src), CONTENT_WIDTH, block.alt))
+    return views
+
+
+def email_context(issue: Issue, config: Config, relative_assets: bool = False
+                  ) -> dict[str, Any]:
+    image_url = image_url_for(issue, config, relative_assets)
+    images = {image.src: image for image in issue.images}
+    refs = References()
+
+    def text_of(body) -> str:
+        return render_text(body, refs, TEXT_WIDTH, image_url)
+
+    sections = []
+    for section in issue.sections:
+        sections.append({
+            "kind": section.kind,
+            "template": section.template,
+            "title": section.title,
+            "intro": _blocks(section.intro, images, image_url),
+            "intro_text": text_of(section.intro),
+            "items": [
+                {"title": item.title, "blocks": _blocks(item.body, images, image_url),
+                 "text": text_of(item.body)}
+                for item in section.items
+            ],
+        })
+    header = None
+    if issue.header_image:
+        src = issue.header_image.src
+        header = _image_view(issue.header_image, src, image_url(src), BODY_WIDTH,
+                             issue.header_image.alt)
+    labels = config["labels"]
+    return {
+        **base_context(config),
+        "issue": issue,
+        "issue_label": issue_label(issue, config),
+        "date": issue.date.isoformat(),
+        "header": header,
+        "sections": sections,
+        "references": refs.urls,
+        "why": labels["why"].format(name=config["name"]),
+    }
+
+
+def compose_mjml(context: dict[str, Any], env: jinja2.Environment) -> str:
+    return _render_template(env, "email/issue.mjml.j2", context)
+
+
+def compose_text(context: dict[str, Any], env: jinja2.Environment) -> str:
+    text = _render_template(env, "text/issue.txt.j2", context)
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
+def mjml_to_html(mjml_source: str) -> str:
+    import mjml
+
+    try:
+        return mjml.mjml2html(mjml_source)
+    except Exception as exc:  # mrml reports template mistakes as plain exceptions
+        raise IssueError.one("templates/email/issue.mjml.j2",
+                             f"the composed MJML is not valid: {exc}; fix the template "
+                             "(see build/<folder>/email.mjml)") from None
+
+
+def inline_css(html: str) -> str:
+    from premailer import Premailer
+
+    logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
+    inlined = Premailer(
+        html,
+        keep_style_tags=False,  # rules that cannot be inlined (@media) are kept
+        remove_classes=False,  # the @media rules select by class
+        strip_important=False,
+        disable_validation=True,
+        allow_network=False,
+        cssutils_logging_level=logging.CRITICAL,
+        disable_basic_attributes=["width", "height"],  # MJML's own attributes stay
+    ).transform()
+    head = ('<meta name="color-scheme" content="light dark">'
+            '<meta name="supported-color-schemes" content="light dark">')
+    inlined = inlined.replace("<head>", "<head>" + head, 1)
+    return inlined if inlined.lstrip().lower().startswith("<!doctype") else \
+        "<!doctype html>\n" + inlined
+
+
+def size_images(html: str, context: dict[str, Any]) -> str:
+    """Give each image its pixel height as an attribute (Outlook needs it) while its
+    style keeps height:auto, so that it scales with the column on phones."""
+    heights = {image["url"]: image["height"] for image in _image_views(context)
+               if image["height"]}
+
+    def sized(match: re.Match) -> str:
+        tag = match[0]
+        src = re.search(r'src="([^"]*)"', tag)
+        height = heights.get(html_unescape(src[1])) if src else None
+        return tag.replace('height="auto"', f'height="{height}"', 1) if height else tag
+
+    return re.sub(r"<img\b[^>]*>", sized, html)
+
+
+def _image_views(context: dict[str, Any]):
+    if context["header"]:
+        yield context["header"]
+    for section in context["sections"]:
+        blocks = list(section["intro"])
+        for item in section["items"]:
+            blocks += item["blocks"]
+        yield from (block for block in blocks if block["kind"] == "image")
+
+
+def render_issue(issue: Issue, config: Config, env: jinja2.Environment | None = None,
+                 relative_assets: bool = False) -> RenderedEmail:
+    env = env or template_env(config)
+    context = email_context(issue, config, relative_assets)
+    mjml_source = compose_mjml(context, env)
+    html = size_images(inline_css(mjml_to_html(mjml_source)), context)
+    text = compose_text(context, env)
+    assets = issue_assets(issue)
+    return RenderedEmail(issue.slug, issue.subject, issue.preheader, html, text, mjml_source,
+                         assets)
+
+
+def _render_template(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
+    try:
+        return env.get_template(name).render(context)
+    except jinja2.TemplateSyntaxError as exc:
+        path = display_path(exc.filename) if exc.filename else f"templates/{name}"
+        raise IssueError([Problem(path, exc.lineno, f"template syntax error: {exc.message}")]
+                         ) from None
+    except jinja2.UndefinedError as exc:
+        frames = _template_frames(exc) or [(f"templates/{name}", None)]
+        path, line = frames[-1]
+        via = ", ".join(f"{p}:{n}" for p, n in reversed(frames[:-1]))
+        raise IssueError([Problem(path, line, f"unfilled template variable: {exc.message}; "
+                                              "fix the name or provide the value"
+                                              + (f" (used from {via})" if via else ""))]
+                         ) from None
+    except jinja2.TemplateNotFound as exc:
+        raise IssueError.one(f"templates/{name}", f"template '{exc.name}' not found; add it "
+                                                  "under templates/") from None
+
+
+def _template_frames(exc: BaseException) -> list[tuple[str, int]]:
+    """The template files and lines of a rendering error, outermost first."""
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            frames.append((display_path(filename), tb.tb_lineno))
+        tb = tb.tb_next
+    return frames

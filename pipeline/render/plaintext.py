@@ -1,0 +1,93 @@
+"""An item's Markdown body as plain text: wrapped at a width in display columns, links
+as numbered references shared by the whole text part."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from markdown_it.token import Token
+from markdown_it.tree import SyntaxTreeNode
+
+from .columns import wrap
+
+
+class References:
+    """Numbered link references shared by the whole plain-text part."""
+
+    def __init__(self) -> None:
+        self.urls: list[str] = []
+
+    def number(self, url: str) -> int:
+        if url not in self.urls:
+            self.urls.append(url)
+        return self.urls.index(url) + 1
+
+
+def render_text(body: list[Token], refs: References, width: int = 78,
+                image_url: Callable[[str], str] = str) -> str:
+    if not body:
+        return ""
+    root = SyntaxTreeNode(body)
+    return "\n\n".join(_blocks_text(root.children, refs, width, image_url)).rstrip()
+
+
+def _blocks_text(nodes, refs: References, width: int, image_url) -> list[str]:
+    out = []
+    for node in nodes:
+        out.append(_block_text(node, refs, width, image_url))
+    return [b for b in out if b]
+
+
+def _block_text(node, refs, width, image_url) -> str:
+    kind = node.type
+    if kind == "paragraph":
+        return wrap(_inline_text(node.children[0], refs, image_url), width)
+    if kind == "heading":
+        return wrap(_inline_text(node.children[0], refs, image_url), width)
+    if kind in ("code_block", "fence"):
+        return "\n".join("    " + line for line in node.content.rstrip("\n").split("\n"))
+    if kind == "hr":
+        return "-" * min(width, 20)
+    if kind == "blockquote":
+        inner = "\n\n".join(_blocks_text(node.children, refs, width - 2, image_url))
+        return "\n".join(("> " + line).rstrip() for line in inner.split("\n"))
+    if kind in ("bullet_list", "ordered_list"):
+        start = int(node.attrs.get("start", 1)) if kind == "ordered_list" else 1
+        items = []
+        for n, item in enumerate(node.children, start):
+            marker = f"{n}. " if kind == "ordered_list" else "- "
+            inner = "\n\n".join(_blocks_text(item.children, refs, width - len(marker),
+                                             image_url))
+            lines = inner.split("\n")
+            pad = " " * len(marker)
+            items.append("\n".join([marker + lines[0]]
+                                   + [(pad + line).rstrip() for line in lines[1:]]))
+        return "\n".join(items)
+    return ""
+
+
+def _inline_text(inline, refs: References, image_url) -> str:
+    out: list[str] = []
+    for child in inline.children:
+        kind = child.type
+        if kind == "text":
+            out.append(child.content)
+        elif kind == "code_inline":
+            out.append(child.content)
+        elif kind == "softbreak":
+            out.append(" ")
+        elif kind == "hardbreak":
+            out.append("\n")
+        elif kind == "link":
+            href = str(child.attrs.get("href", ""))
+            text = _inline_text(child, refs, image_url)
+            if text.strip() == href or href.startswith("mailto:") and text in href:
+                out.append(href)
+            else:
+                out.append(f"{text} [{refs.number(href)}]")
+        elif kind == "image":
+            alt = child.content or "image"
+            out.append(f"[{alt}] [{refs.number(image_url(str(child.attrs.get('src', ''))))}]")
+        elif child.children:
+            out.append(_inline_text(child, refs, image_url))
+    return "".join(out)

@@ -1,0 +1,58 @@
+"""The Jinja2 templates: the project's own templates/ first, then the package's.
+
+A publication made by `newsletter init` has no templates/ and uses the package's; a
+project's templates/ overrides any file of them (`newsletter templates copy` puts the
+package's there to customise).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from ..config import Config
+from .columns import display_width, wrap
+
+TEXT_WIDTH = 78  # columns of the plain-text part
+
+
+def package_templates() -> Path:
+    """The templates shipped with the package (the repository's templates/ in a
+    source checkout or an editable install)."""
+    spec = importlib.util.find_spec("pipeline.templates")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(list(spec.submodule_search_locations)[0])
+    return Path(__file__).resolve().parents[2] / "templates"
+
+
+def template_folders(config: Config) -> list[Path]:
+    own = config.root / "templates"
+    return [own, package_templates()] if own.is_dir() else [package_templates()]
+
+
+def template_env(config: Config) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(template_folders(config)),
+        autoescape=lambda name: name is not None and not name.startswith("text/"),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["wrap"] = lambda text, width=TEXT_WIDTH: wrap(str(text), width)
+    env.filters["width"] = lambda text: display_width(str(text))
+    return env
+
+
+def issue_label(issue, config: Config) -> str:
+    """"Issue 9", in the publication's words ([labels] issue)."""
+    return config["labels"]["issue"].format(number=issue.number)
+
+
+def base_context(config: Config) -> dict[str, Any]:
+    """What every template sees: the publication's settings, words and colours."""
+    return {"config": config.values, "labels": config["labels"], "colors": config["colors"],
+            "sender": config["sender"]}

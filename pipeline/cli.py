@@ -5,6 +5,7 @@ Each command parses its options, calls one function of a stage package and print
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -77,6 +78,19 @@ class App:
 
 
 pass_app = click.make_pass_decorator(App)
+
+
+def needs(*secrets: str):
+    """The secrets a command cannot run without, checked before it starts: a missing
+    one is a configuration error (exit 4) that says how to provide it."""
+    def decorate(command):
+        @functools.wraps(command)
+        def checked(app: App, *args, **kwargs):
+            for secret in secrets:
+                app.config.require(secret)
+            return command(app, *args, **kwargs)
+        return checked
+    return decorate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -282,9 +296,7 @@ def audience_unsubscribe(app: App, token_or_email: str) -> None:
     from .audience.queries import unsubscribe_address
     from .audience.tokens import address_of
 
-    secret = app.config.secrets.newsletter_secret
-    if "@" not in token_or_email:
-        secret = app.config.require("NEWSLETTER_SECRET", "to read unsubscribe tokens")
+    secret = "" if "@" in token_or_email else app.config.require("NEWSLETTER_SECRET")
     email = address_of(token_or_email, secret, app.config.list_id)
     unsubscribe_address(app.db(), email, app.now(), "mailto")
     click.echo(f"{email}: unsubscribed")
@@ -292,6 +304,7 @@ def audience_unsubscribe(app: App, token_or_email: str) -> None:
 
 @audience.command("sync")
 @pass_app
+@needs("SENDGRID_API_KEY")
 def audience_sync(app: App) -> None:
     """Pull SendGrid's unsubscribes, bounces, blocks, invalid addresses and spam reports."""
     from .delivery.suppressions import sync_suppressions
@@ -341,6 +354,7 @@ def export(app: App, issue: str, fmt: str, out: Path) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
 @pass_app
+@needs("NEWSLETTER_SECRET")
 def serve(app: App, host: str, port: int) -> None:
     """Answer unsubscribe links (one-click POST and the page) behind your reverse proxy."""
     from .web.server import run_server
@@ -368,6 +382,7 @@ def serve(app: App, host: str, port: int) -> None:
 @click.option("--now", "now_text", metavar="TIME",
               help="With --due: the time to take as now (ISO 8601), for tests and catch-up.")
 @pass_app
+@needs("NEWSLETTER_SECRET")
 def send(app: App, issue: str | None, test: bool, addresses: tuple[str, ...], dry_run: bool,
          yes: bool, provider_name: str | None, resend_unknown: bool, due: bool,
          now_text: str | None) -> None:
@@ -377,7 +392,7 @@ def send(app: App, issue: str | None, test: bool, addresses: tuple[str, ...], dr
     from .delivery.send import plan_send, send_test
 
     config = app.config
-    name = provider_name or config["provider"]
+    name = provider_name or config.provider
     if due:
         if issue or test or addresses or dry_run or resend_unknown:
             raise click.UsageError("--due sends every due issue; it takes no ISSUE, --test, "
@@ -495,7 +510,7 @@ def _print_report(report, config: Config) -> None:
                f"failed {c['failed']}, unknown {c['unknown']}, skipped {c['skipped']}, "
                f"pending {c['pending']} of {report.total}")
     if report.provider == "outbox" and c["sent"]:
-        root = config.resolve(config["outbox"]["path"]) / report.issue
+        root = config.outbox.path / report.issue
         click.echo(f"messages written to {display_path(root)}/")
 
 

@@ -1,13 +1,21 @@
-"""newsletter.toml: found, read, overridden from the environment, validated as a whole.
+"""newsletter.toml as one typed object: found, read, overridden from the environment,
+validated once, every problem reported at once as ``newsletter.toml:LINE: key: what is
+wrong``.
 
-Every key can be overridden as ``NEWSLETTER_<KEY>`` (top level) or
-``NEWSLETTER_<TABLE>_<KEY>``. Secrets come from the environment only.
+Each table is a frozen dataclass whose fields say what they hold (``key(kind, ...)``);
+the loader walks those fields, so the schema, the defaults and the types are written
+once. Every key can be overridden as ``NEWSLETTER_<KEY>`` (top level) or
+``NEWSLETTER_<TABLE>_<KEY>``. Secrets come from the environment, or from the project's
+``.newsletter/env`` file (``KEY=value`` lines, refused when others can read it); the
+environment wins over the file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,110 +27,122 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .errors import ConfigError, Problems, did_you_mean, display_path
 
 CONFIG_NAME = "newsletter.toml"
+ENV_FILE = ".newsletter/env"
 PROVIDERS = ("outbox", "smtp", "sendgrid")
-
-
-@dataclass(frozen=True)
-class Key:
-    type: str  # str | int | bool | list | choice | duration | zone | url | color
-    default: Any = None
-    required: bool = False
-    choices: tuple[str, ...] = ()
-
-
-SCHEMA: dict[str, Any] = {
-    "name": Key("str", required=True),
-    "language": Key("str", "en"),
-    "timezone": Key("zone", ""),  # empty: send_at must carry its own zone
-    "archive_url": Key("url", ""),
-    "asset_url": Key("url", ""),
-    "unsubscribe_url": Key("url", ""),
-    "provider": Key("choice", "outbox", choices=PROVIDERS),
-    "database": Key("str", ".newsletter/newsletter.db"),
-    "max_lateness": Key("duration", "6h"),
-    "issues_dir": Key("str", "issues"),
-    "build_dir": Key("str", "build"),
-    "new_sections": Key("list", []),  # kinds `newsletter new` scaffolds; default: the first three
-    "sender": {
-        "name": Key("str", required=True),
-        "email": Key("str", required=True),
-        "reply_to": Key("str", ""),
-        "address": Key("str", required=True),
-        "unsubscribe_email": Key("str", ""),
-        "list_id": Key("str", ""),
-    },
-    "colors": {
-        "accent": Key("color", "#1a73e8"),
-        "text": Key("color", "#1f2328"),
-        "muted": Key("color", "#6e7781"),
-        "background": Key("color", "#f4f5f7"),
-        "card": Key("color", "#ffffff"),
-    },
-    "outbox": {"path": Key("str", "outbox")},
-    "smtp": {
-        "host": Key("str", "localhost"),
-        "port": Key("int", 587),
-        "security": Key("choice", "starttls", choices=("starttls", "ssl", "none")),
-        "username": Key("str", ""),
-        "timeout": Key("int", 30),
-        "batch_size": Key("int", 100),
-        "ca_file": Key("str", ""),  # a CA bundle for a server with a private certificate
-    },
-    "sendgrid": {
-        "api_host": Key("url", "https://api.sendgrid.com"),
-        "batch_size": Key("int", 1000),
-        "categories": Key("list", []),
-        "asm_group_id": Key("int", 0),
-        "sandbox": Key("bool", False),
-        "timeout": Key("int", 30),
-    },
-    "labels": {  # the fixed words of the templates, in the publication's language
-        "issue": Key("str", "Issue {number}"),
-        "greeting": Key("str", "Hi"),
-        "reader": Key("str", "reader"),
-        "editor": Key("str", "Editor"),
-        "contributors": Key("str", "Contributors"),
-        "view_in_browser": Key("str", "View in browser"),
-        "unsubscribe": Key("str", "Unsubscribe"),
-        "links": Key("str", "Links"),
-        "why": Key("str", "You receive this because you subscribed to {name}."),
-        "unsubscribe_prompt": Key("str", "Stop receiving {name} at {email}?"),
-        "unsubscribe_button": Key("str", "Unsubscribe"),
-        "unsubscribed": Key("str", "{email} is unsubscribed from {name}. You will not "
-                                   "receive another issue."),
-        "invalid_link": Key("str", "This unsubscribe link is not valid. Use the link in "
-                                   "your latest email, or reply to it and ask us."),
-    },
-    "jekyll": {
-        "layout": Key("str", "post"),
-        "front_matter": Key("table", {}),
-    },
+SECRETS = {  # environment variable -> what it is
+    "NEWSLETTER_SECRET": "the long random string that signs unsubscribe links",
+    "SENDGRID_API_KEY": "the SendGrid API key, with mail send permission",
+    "SMTP_PASSWORD": "the password of smtp.username",
 }
-SECTION_KEYS = {"label": Key("str", required=True), "template": Key("str", "")}
 
 
-@dataclass(frozen=True)
+def key(kind: str = "str", default: Any = dataclasses.MISSING, *, choices: tuple[str, ...] = (),
+        low: int | None = None, high: int | None = None, fields: tuple[str, ...] = ()) -> Any:
+    """A configuration key: its kind (how it is checked and converted) and its default;
+    no default means required. ``fields`` are the {names} a format string may use."""
+    metadata = {"kind": kind, "choices": choices, "low": low, "high": high, "fields": fields}
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def table(cls: type) -> Any:
+    """A [table] of keys, itself a dataclass."""
+    return field(metadata={"kind": "table", "table": cls})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sender:
+    name: str = key("line")
+    email: str = key("email")
+    reply_to: str = key("email", "")
+    address: str = key("str")  # the postal address in every footer
+    unsubscribe_email: str = key("email", "")
+    list_id: str = key("line", "")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Colors:
+    accent: str = key("color", "#1a73e8")
+    text: str = key("color", "#1f2328")
+    muted: str = key("color", "#6e7781")
+    background: str = key("color", "#f4f5f7")
+    card: str = key("color", "#ffffff")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outbox:
+    path: Path = key("path", "outbox")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SMTP:
+    host: str = key("line", "localhost")
+    port: int = key("int", 587, low=1, high=65535)
+    security: str = key("choice", "starttls", choices=("starttls", "ssl", "none"))
+    username: str = key("line", "")  # the password comes from SMTP_PASSWORD
+    timeout: int = key("int", 30, low=1, high=600)
+    batch_size: int = key("int", 100, low=1, high=10000)
+    ca_file: str = key("str", "")  # a CA bundle for a server with a private certificate
+
+
+@dataclass(frozen=True, kw_only=True)
+class SendGrid:
+    api_host: str = key("url", "https://api.sendgrid.com")  # the key: SENDGRID_API_KEY
+    batch_size: int = key("int", 1000, low=1, high=1000)  # personalizations a request
+    categories: list[str] = key("list", [])
+    asm_group_id: int = key("int", 0, low=0)
+    sandbox: bool = key("bool", False)
+    timeout: int = key("int", 30, low=1, high=600)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Labels:
+    """The fixed words of the templates, in the publication's language."""
+
+    issue: str = key("format", "Issue {number}", fields=("number",))
+    greeting: str = key("format", "Hi", fields=("name",))
+    reader: str = key("str", "reader")
+    editor: str = key("str", "Editor")
+    contributors: str = key("str", "Contributors")
+    view_in_browser: str = key("str", "View in browser")
+    unsubscribe: str = key("str", "Unsubscribe")
+    links: str = key("str", "Links")
+    why: str = key("format", "You receive this because you subscribed to {name}.",
+                   fields=("name",))
+    unsubscribe_prompt: str = key("format", "Stop receiving {name} at {email}?",
+                                  fields=("name", "email"))
+    unsubscribe_button: str = key("str", "Unsubscribe")
+    unsubscribed: str = key("format", "{email} is unsubscribed from {name}. You will not "
+                                      "receive another issue.", fields=("name", "email"))
+    invalid_link: str = key("str", "This unsubscribe link is not valid. Use the link in your "
+                                   "latest email, or reply to it and ask us.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Jekyll:
+    layout: str = key("line", "post")
+    front_matter: dict[str, Any] = key("table", {})
+
+
+@dataclass(frozen=True, kw_only=True)
 class SectionKind:
-    kind: str
-    label: str
-    template: str  # partial under templates/email/sections/ and templates/text/sections/
+    kind: str = ""
+    label: str = key("str")
+    template: str = key("line", "")  # partial under templates/email/sections/; default: kind
 
 
 @dataclass(frozen=True)
 class Secrets:
-    """Environment-only values. Their repr never shows them."""
+    """Environment-only values (or the 0600 env file). Their repr never shows them."""
 
+    newsletter_secret: str = field(default="", repr=False)  # signs unsubscribe links
     sendgrid_api_key: str = field(default="", repr=False)
     smtp_password: str = field(default="", repr=False)
-    newsletter_secret: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Secrets:
-        return cls(
-            env.get("SENDGRID_API_KEY", ""),
-            env.get("SMTP_PASSWORD", ""),
-            env.get("NEWSLETTER_SECRET", ""),
-        )
+        return cls(*(env.get(name, "") for name in SECRETS))
 
     def values(self) -> list[str]:
         return [v for v in (self.sendgrid_api_key, self.smtp_password, self.newsletter_secret) if v]
@@ -132,63 +152,62 @@ class Secrets:
         return getattr(self, name.lower())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Config:
     path: Path  # the newsletter.toml file
-    values: dict[str, Any]  # validated, with defaults; tables are dicts
-    sections: dict[str, SectionKind]
-    secrets: Secrets
+    name: str = key("line")
+    language: str = key("language", "en")
+    timezone: str = key("zone", "")  # empty: send_at must carry its own zone
+    archive_url: str = key("url", "")
+    asset_url: str = key("url", "")
+    unsubscribe_url: str = key("url", "")
+    provider: str = key("choice", "outbox", choices=PROVIDERS)
+    database: Path = key("path", ".newsletter/newsletter.db")
+    max_lateness: timedelta = key("duration", "6h")
+    issues_dir: Path = key("path", "issues")
+    build_dir: Path = key("path", "build")
+    new_sections: list[str] = key("list", [])  # kinds `new` scaffolds; default: first three
+    sender: Sender = table(Sender)
+    colors: Colors = table(Colors)
+    outbox: Outbox = table(Outbox)
+    smtp: SMTP = table(SMTP)
+    sendgrid: SendGrid = table(SendGrid)
+    labels: Labels = table(Labels)
+    jekyll: Jekyll = table(Jekyll)
+    sections: dict[str, SectionKind] = field(default_factory=dict)
+    secrets: Secrets = field(default_factory=Secrets)
 
     @property
     def root(self) -> Path:
         return self.path.parent
 
-    def __getitem__(self, key: str) -> Any:
-        return self.values[key]
-
-    def resolve(self, relative: str) -> Path:
-        """A path from the config, relative to the folder of newsletter.toml."""
-        return (self.root / relative).resolve()
-
     @property
     def zone(self) -> ZoneInfo | None:
-        return ZoneInfo(self.values["timezone"]) if self.values["timezone"] else None
-
-    def label(self, key: str) -> str:
-        return self.values["labels"][key]
-
-    @property
-    def issues_dir(self) -> Path:
-        return self.resolve(self.values["issues_dir"])
-
-    @property
-    def build_dir(self) -> Path:
-        return self.resolve(self.values["build_dir"])
-
-    @property
-    def database(self) -> Path:
-        return self.resolve(self.values["database"])
+        return ZoneInfo(self.timezone) if self.timezone else None
 
     @property
     def list_id(self) -> str:
-        sender = self.values["sender"]
-        if sender["list_id"]:
-            return sender["list_id"]
-        local, _, domain = sender["email"].partition("@")
+        if self.sender.list_id:
+            return self.sender.list_id
+        local, _, domain = self.sender.email.partition("@")
         return f"{local}.{domain or 'localhost'}"
-
-    def require(self, secret: str, purpose: str) -> str:
-        """A secret a command cannot do without: its value, or one clear configuration
-        error (exit status 4) that says how to provide it."""
-        value = self.secrets.get(secret)
-        if not value:
-            raise ConfigError.one(self.path.name, f"{secret} is not set; export it {purpose}")
-        return value
 
     @property
     def unsubscribe_email(self) -> str:
-        sender = self.values["sender"]
-        return sender["unsubscribe_email"] or sender["reply_to"] or sender["email"]
+        return self.sender.unsubscribe_email or self.sender.reply_to or self.sender.email
+
+    def require(self, secret: str) -> str:
+        """A secret a command cannot do without: its value, or the one configuration
+        error (exit status 4) that says what it is and how to provide it."""
+        value = self.secrets.get(secret)
+        if not value:
+            raise ConfigError.one(self.path.name, f"{secret} is not set ({SECRETS[secret]}); "
+                                                  f"export it, or put it in {ENV_FILE} "
+                                                  "(mode 600)")
+        return value
+
+
+# --- finding and loading --------------------------------------------------------------
 
 
 def find_config(start: Path) -> Path:
@@ -214,84 +233,159 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None,
         raise ConfigError.one(shown, "file not found; check the --config path") from None
     except UnicodeDecodeError as exc:
         raise ConfigError.one(shown, f"not UTF-8 (byte {exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError.one(shown, f"cannot be read: {exc.strerror}") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line = _toml_error_line(str(exc))
         raise ConfigError.one(shown, f"TOML syntax error: {exc}; fix the syntax", line) from None
 
-    lines = _key_lines(text)
+    root = path.resolve().parent
     problems = Problems()
-    values = _validate_table(raw, SCHEMA, (), env, lines, shown, problems)
-    sections = _validate_sections(raw.get("sections", {}), lines, shown, problems)
+    env = {**read_env_file(root / ENV_FILE, problems), **env}
+    reader = _Reader(shown, _key_lines(text), env, root, problems)
+    values = reader.table(Config, {k: v for k, v in raw.items() if k != "sections"}, ())
+    sections = reader.sections(raw.get("sections", {}))
+    for kind in values.get("new_sections", []):
+        if sections and kind not in sections:
+            problems.add(shown, reader.lines.get(("new_sections",)),
+                         f"new_sections: '{kind}' is not a section kind"
+                         f"{did_you_mean(kind, sections)}; known kinds: {', '.join(sections)}")
     problems.raise_if_any(ConfigError)
-    return Config(path.resolve(), values, sections, Secrets.from_env(env))
+    return _build(Config, values, path=path.resolve(), sections=sections,
+                  secrets=Secrets.from_env(env))
 
 
-def _validate_table(raw: dict, schema: dict, table: tuple[str, ...], env: Mapping[str, str],
-                    lines: dict, shown: str, problems: Problems) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    where = f"[{'.'.join(table)}]" if table else "the top level"
-    for key in raw:
-        if key not in schema and not (not table and key == "sections"):
-            known = list(schema) + ([] if table else ["sections"])
-            problems.add(shown, lines.get((*table, key)),
-                         f"unknown key '{key}' in {where}{did_you_mean(key, known)}")
-    for key, spec in schema.items():
-        if isinstance(spec, dict):
-            sub = raw.get(key, {})
-            if not isinstance(sub, dict):
-                problems.add(shown, lines.get((key,)), f"'{key}' must be a table [{key}]")
-                sub = {}
-            out[key] = _validate_table(sub, spec, (*table, key), env, lines, shown, problems)
-            continue
-        name = "_".join(("NEWSLETTER", *table, key)).upper()
-        dotted = ".".join((*table, key))
-        if name in env:
-            value, source, line = env[name], f"environment variable {name}", None
-            value = _from_env_string(value, spec)
-        elif key in raw:
-            value, source, line = raw[key], f"'{dotted}'", lines.get((*table, key))
-        elif spec.required:
-            problems.add(shown, lines.get(table), f"missing required key '{dotted}'; add it to "
-                                                  f"{where}")
-            continue
-        else:
-            out[key] = spec.default
-            continue
-        message = _check_value(value, spec)
-        if message:
-            problems.add(shown, line, f"{source} {message}")
-        else:
-            out[key] = _convert(value, spec)
-    return out
-
-
-def _validate_sections(raw: Any, lines: dict, shown: str, problems: Problems
-                       ) -> dict[str, SectionKind]:
-    if not isinstance(raw, dict) or not raw:
-        problems.add(shown, lines.get(("sections",)),
-                     "no section kinds: add at least one table like [sections.news] "
-                     "with label = \"...\"")
+def read_env_file(path: Path, problems: Problems) -> dict[str, str]:
+    """``KEY=value`` lines (comments and blank lines allowed) of a file only its owner
+    can read; a missing file is no file."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
         return {}
-    kinds = {}
-    for kind, table in raw.items():
-        if not re.fullmatch(r"[a-z][a-z0-9_-]*", kind):
-            problems.add(shown, lines.get(("sections", kind)),
-                         f"section kind '{kind}' must be lower-case letters, digits, - or _")
+    shown = display_path(path)
+    if mode & 0o077:
+        problems.add(shown, None, f"readable by others (mode {mode & 0o777:o}); it holds "
+                                  f"secrets: chmod 600 {shown}")
+        return {}
+    values = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
             continue
-        if not isinstance(table, dict):
-            problems.add(shown, lines.get(("sections", kind)),
-                         f"'sections.{kind}' must be a table with label = \"...\"")
+        name, equals, value = line.removeprefix("export ").partition("=")
+        name = name.strip()
+        if not equals or not (name in SECRETS or name.startswith("NEWSLETTER_")):
+            problems.add(shown, number, f"'{line.split('=')[0][:40]}' is not a secret or a "
+                                        f"NEWSLETTER_* setting; write KEY=value with KEY one "
+                                        f"of {', '.join(SECRETS)} or NEWSLETTER_<KEY>")
             continue
-        values = _validate_table(table, SECTION_KEYS, ("sections", kind), {}, lines, shown,
-                                 problems)
-        if "label" in values:
-            kinds[kind] = SectionKind(kind, values["label"], values["template"] or kind)
-    return kinds
+        values[name] = value.strip().strip("'\"")
+    return values
 
+
+def _build(cls: type, values: dict[str, Any], **extra: Any) -> Any:
+    """The dataclass from validated values, tables built from theirs."""
+    kwargs = dict(extra)
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("kind") == "table" and "table" in f.metadata:
+            kwargs[f.name] = _build(f.metadata["table"], values.get(f.name, {}))
+        elif f.name in values:
+            kwargs[f.name] = values[f.name]
+    return cls(**kwargs)
+
+
+class _Reader:
+    """Walks the dataclasses' fields over the TOML, collecting every problem."""
+
+    def __init__(self, shown: str, lines: dict, env: Mapping[str, str], root: Path,
+                 problems: Problems):
+        self.shown, self.lines, self.env, self.root = shown, lines, env, root
+        self.problems = problems
+
+    def table(self, cls: type, raw: dict, where: tuple[str, ...], env_prefix: bool = True
+              ) -> dict[str, Any]:
+        fields = {f.name: f for f in dataclasses.fields(cls) if "kind" in f.metadata}
+        known = list(fields) + ([] if where else ["sections"])
+        place = f"[{'.'.join(where)}]" if where else "the top level"
+        for name in raw:
+            if name not in fields:
+                self.add((*where, name), f"unknown key in {place}{did_you_mean(name, known)}")
+        out: dict[str, Any] = {}
+        for name, spec in fields.items():
+            meta = spec.metadata
+            dotted = (*where, name)
+            if "table" in meta:
+                sub = raw.get(name, {})
+                if not isinstance(sub, dict):
+                    self.add(dotted, f"must be a table [{name}]")
+                    sub = {}
+                out[name] = self.table(meta["table"], sub, dotted)
+                continue
+            variable = "_".join(("NEWSLETTER", *where, name)).upper()
+            if env_prefix and variable in self.env:
+                value, source = _from_env_string(self.env[variable], meta["kind"]), variable
+            elif name in raw:
+                value, source = raw[name], None
+            elif spec.default is dataclasses.MISSING and spec.default_factory is \
+                    dataclasses.MISSING:
+                self.add(where, f"{'.'.join(dotted)}: missing; add it to {place}", key=False)
+                continue
+            else:
+                default = spec.default if spec.default is not dataclasses.MISSING else \
+                    spec.default_factory()
+                out[name] = self._convert(default, meta)
+                continue
+            message = _check(value, meta)
+            if message:
+                self.add(dotted, message + (f" (from environment variable {source})"
+                                            if source else ""), line=source is None)
+            else:
+                out[name] = self._convert(value, meta)
+        return out
+
+    def sections(self, raw: Any) -> dict[str, SectionKind]:
+        if not isinstance(raw, dict) or not raw:
+            self.add(("sections",), "no section kinds: add at least one table like "
+                                    "[sections.news] with label = \"...\"")
+            return {}
+        kinds = {}
+        for kind, table_ in raw.items():
+            where = ("sections", kind)
+            if not re.fullmatch(r"[a-z][a-z0-9_-]*", kind):
+                self.add(where, "a section kind is lower-case letters, digits, - or _")
+                continue
+            if not isinstance(table_, dict):
+                self.add(where, "must be a table with label = \"...\"")
+                continue
+            values = self.table(SectionKind, table_, where, env_prefix=False)
+            if "label" in values:
+                kinds[kind] = SectionKind(kind=kind, label=values["label"],
+                                          template=values["template"] or kind)
+        return kinds
+
+    def add(self, where: tuple[str, ...], message: str, line: bool = True,
+            key: bool = True) -> None:
+        prefix = f"{'.'.join(where)}: " if key and where else ""
+        self.problems.add(self.shown, self.lines.get(where) if line else None, prefix + message)
+
+    def _convert(self, value: Any, meta: Mapping[str, Any]) -> Any:
+        kind = meta["kind"]
+        if kind == "duration":
+            return parse_duration(value)
+        if kind == "url":
+            return value.rstrip("/")
+        if kind == "path":
+            return (self.root / value).resolve()
+        return value
+
+
+# --- values ------------------------------------------------------------------------
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 
 
 def parse_duration(text: str) -> timedelta | None:
@@ -302,11 +396,28 @@ def parse_duration(text: str) -> timedelta | None:
     return timedelta(**{unit: int(match[1])})
 
 
-def _check_value(value: Any, spec: Key) -> str | None:
-    kind = spec.type
+def email_address_problem(value: str) -> str | None:
+    """Why an address is not one (syntax only: no DNS), or None."""
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        validate_email(value, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        reason = str(exc).rstrip(".")
+        return reason[:1].lower() + reason[1:]
+    return None
+
+
+def _check(value: Any, meta: Mapping[str, Any]) -> str | None:
+    kind = meta["kind"]
     if kind == "int":
-        return None if isinstance(value, int) and not isinstance(value, bool) else \
-            f"must be a whole number, not {value!r}"
+        if not isinstance(value, int) or isinstance(value, bool):
+            return f"must be a whole number, not {value!r}"
+        low, high = meta["low"], meta["high"]
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"from {low} to {high}" if high is not None else f"of {low} or more"
+            return f"is {value}; use a number {bounds}"
+        return None
     if kind == "bool":
         return None if isinstance(value, bool) else f"must be true or false, not {value!r}"
     if kind == "list":
@@ -316,41 +427,69 @@ def _check_value(value: Any, spec: Key) -> str | None:
         return None if isinstance(value, dict) else f"must be a table, not {value!r}"
     if not isinstance(value, str):
         return f"must be a string, not {value!r}"
-    if kind == "choice" and value not in spec.choices:
-        return f"is '{value}'; use one of: {', '.join(spec.choices)}{did_you_mean(value, spec.choices)}"
+    return _check_text(value, meta)
+
+
+def _check_text(value: str, meta: Mapping[str, Any]) -> str | None:
+    kind = meta["kind"]
+    if kind in ("line", "email", "url", "path", "choice", "zone", "language") and \
+            _CONTROL.search(value):
+        return ("contains a line break or another control character, which would break "
+                "the email's headers; write it on one line")
+    if kind == "choice" and value not in meta["choices"]:
+        return (f"'{value}' is not one of: {', '.join(meta['choices'])}"
+                f"{did_you_mean(value, meta['choices'])}")
     if kind == "zone" and value:
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            return f"is '{value}', not a known time zone; use a name like 'Asia/Shanghai' or 'UTC'"
+            return f"'{value}' is not a known time zone; use a name like 'Asia/Shanghai' or 'UTC'"
     if kind == "duration" and parse_duration(value) is None:
-        return f"is '{value}', not a duration; write a number and a unit, like '6h' or '30m'"
-    if kind == "url" and value and not re.match(r"^https?://[^\s/]+", value):
-        return f"is '{value}', not an http(s) URL; write it like 'https://news.example.com/x'"
+        return f"'{value}' is not a duration; write a number and a unit, like '6h' or '30m'"
+    if kind == "url" and value and not re.match(r"^https?://[^\s/?#]+", value):
+        return f"'{value}' is not an http(s) URL; write it like 'https://news.example.com/x'"
     if kind == "color" and not re.fullmatch(r"#[0-9a-fA-F]{3}(?:[0-9a-fA-F]{3})?", value):
-        return f"is '{value}', not a colour; write it like '#1a73e8'"
+        return f"'{value}' is not a colour; write it like '#1a73e8'"
+    if kind == "language" and not _LANGUAGE.fullmatch(value):
+        return f"'{value}' is not a language tag; write it like 'en' or 'zh-CN'"
+    if kind == "email" and value:
+        problem = email_address_problem(value)
+        if problem:
+            return f"'{value}' is not an email address ({problem}); write it like " \
+                   "'news@example.com'"
+    if kind == "path" and re.match(r"^[a-z][a-z0-9+.-]*://", value):
+        return (f"'{value}' is a URL; only a SQLite file path is supported here (a path "
+                "relative to newsletter.toml, or an absolute one)")
+    if kind == "format":
+        return _check_format(value, meta["fields"])
     return None
 
 
-def _convert(value: Any, spec: Key) -> Any:
-    if spec.type == "duration":
-        return parse_duration(value)
-    if spec.type == "url":
-        return value.rstrip("/")
-    return value
+def _check_format(value: str, allowed: tuple[str, ...]) -> str | None:
+    """A label that is filled with .format(): only its own {names}, braces balanced."""
+    try:
+        used = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
+    except ValueError:
+        return (f"'{value}' has an unmatched '{{' or '}}'; write '{{{{' or '}}}}' for a "
+                "brace")
+    wrong = [name for name in used if name not in allowed]
+    if wrong:
+        offered = ", ".join("{" + name + "}" for name in allowed) or "no {placeholders}"
+        return f"'{value}' uses {{{wrong[0]}}}, which is not filled here; use {offered}"
+    return None
 
 
-def _from_env_string(value: str, spec: Key) -> Any:
-    if spec.type == "int":
+def _from_env_string(value: str, kind: str) -> Any:
+    if kind == "int":
         try:
             return int(value)
         except ValueError:
             return value
-    if spec.type == "bool":
+    if kind == "bool":
         lowered = value.strip().lower()
         return {"1": True, "true": True, "yes": True, "0": False, "false": False,
                 "no": False, "": False}.get(lowered, value)
-    if spec.type == "list":
+    if kind == "list":
         return [v.strip() for v in value.split(",") if v.strip()]
     return value
 
@@ -358,16 +497,16 @@ def _from_env_string(value: str, spec: Key) -> Any:
 def _key_lines(text: str) -> dict[tuple[str, ...], int]:
     """Line numbers of tables and keys, for messages (tomllib gives none)."""
     lines: dict[tuple[str, ...], int] = {}
-    table: tuple[str, ...] = ()
+    current: tuple[str, ...] = ()
     for number, line in enumerate(text.splitlines(), 1):
         header = re.match(r"^\s*\[([^\[\]]+)\]\s*(#.*)?$", line)
         if header:
-            table = tuple(part.strip().strip('"') for part in header[1].split("."))
-            lines.setdefault(table, number)
+            current = tuple(part.strip().strip('"') for part in header[1].split("."))
+            lines.setdefault(current, number)
             continue
-        key = re.match(r"^\s*([A-Za-z0-9_-]+|\"[^\"]+\")\s*=", line)
-        if key:
-            lines.setdefault((*table, key[1].strip('"')), number)
+        found = re.match(r"^\s*([A-Za-z0-9_-]+|\"[^\"]+\")\s*=", line)
+        if found:
+            lines.setdefault((*current, found[1].strip('"')), number)
     return lines
 
 

@@ -135,7 +135,7 @@ def test_unfilled_template_variable(run, project):
     line = next(n for n, text in enumerate(path.read_text().splitlines(), 1)
                 if "sender.postal" in text)
     assert findings(result) == [f"templates/text/issue.txt.j2:{line}: error: unfilled template "
-                                "variable: 'dict object' has no attribute 'postal'; fix the "
+                                "variable: 'pipeline.config.Sender object' has no attribute 'postal'; fix the "
                                 "name or provide the value"]
 
 

@@ -134,9 +134,10 @@ def test_test_send_goes_to_any_address_and_is_not_recorded(run, audience, projec
 def test_sending_needs_the_secret(run, audience):
     run.env.pop("NEWSLETTER_SECRET")
     result = run("send", ISSUE, "--yes")
-    assert result.exit_code == 1
-    assert result.stderr == ("NEWSLETTER_SECRET is not set; export a long random string (it "
-                             "signs the unsubscribe links) before sending\n")
+    assert result.exit_code == 4
+    assert result.stderr == ("newsletter.toml: NEWSLETTER_SECRET is not set (the long random "
+                             "string that signs unsubscribe links); export it, or put it in "
+                             ".newsletter/env (mode 600)\n")
 
 
 # --- SMTP ---------------------------------------------------------------------------
@@ -344,5 +345,6 @@ def test_sendgrid_without_a_key_is_a_config_error(run, audience, sendgrid):
     run.env.pop("SENDGRID_API_KEY")
     result = run("send", ISSUE, "--yes")
     assert result.exit_code == 4
-    assert result.stderr == ("newsletter.toml: SENDGRID_API_KEY is not set; export the API "
-                             "key (never put it in a file)\n")
+    assert result.stderr == ("newsletter.toml: SENDGRID_API_KEY is not set (the SendGrid API "
+                             "key, with mail send permission); export it, or put it in "
+                             ".newsletter/env (mode 600)\n")

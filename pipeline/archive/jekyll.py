@@ -23,12 +23,12 @@ def export_jekyll(issue: Issue, config: Config, out: Path) -> Path:
     post = out / "_posts" / f"{issue.date.isoformat()}-{slug}.md"
     prefix = f"/assets/{issue.slug}/"
     copy_assets(issue_assets(issue), out / "assets" / issue.slug)
-    jekyll = config["jekyll"]
-    front = {"layout": jekyll["layout"], "title": issue.title, "date": issue.date,
-             "tags": list(issue.tags), **jekyll["front_matter"]}
+    jekyll = config.jekyll
+    front = {"layout": jekyll.layout, "title": issue.title, "date": issue.date,
+             "tags": list(issue.tags), **jekyll.front_matter}
     if issue.preheader:
         front.setdefault("excerpt", issue.preheader)
-    labels = config["labels"]
+    labels = config.labels
     image_url = site_image_url(issue, prefix)
 
     def body(markdown_text: str) -> str:
@@ -40,9 +40,9 @@ def export_jekyll(issue: Issue, config: Config, out: Path) -> Path:
         parts.append(f"![]({prefix}{issue.header_image.asset})")
     credits = []
     if issue.editor:
-        credits.append(f"{labels['editor']}：{issue.editor}")
+        credits.append(f"{labels.editor}：{issue.editor}")
     if issue.contributors:
-        credits.append(f"{labels['contributors']}：{' '.join(issue.contributors)}")
+        credits.append(f"{labels.contributors}：{' '.join(issue.contributors)}")
     if credits:
         parts.append("\n\n".join(credits))
     for section in issue.sections:

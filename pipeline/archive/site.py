@@ -54,7 +54,7 @@ def issue_time(issue: Issue, config: Config) -> datetime:
 
 
 def publish_site(config: Config, out: Path) -> SiteReport:
-    base = config["archive_url"]
+    base = config.archive_url
     if not base:
         raise ConfigError.one(config.path.name, "archive_url is not set; the site and its feed "
                                                 "need the address they are served at")
@@ -86,10 +86,10 @@ def publish_site(config: Config, out: Path) -> SiteReport:
 
 
 def atom_feed(issues: list[Issue], config: Config, env, common: dict) -> bytes:
-    base = config["archive_url"]
+    base = config.archive_url
     ET.register_namespace("", ATOM)
     feed = ET.Element(f"{{{ATOM}}}feed", {"{http://www.w3.org/XML/1998/namespace}lang":
-                                          config["language"]})
+                                          config.language})
 
     def add(parent, tag, text=None, **attrs):
         element = ET.SubElement(parent, f"{{{ATOM}}}{tag}", attrs)
@@ -97,14 +97,14 @@ def atom_feed(issues: list[Issue], config: Config, env, common: dict) -> bytes:
             element.text = text
         return element
 
-    add(feed, "title", config["name"])
+    add(feed, "title", config.name)
     add(feed, "id", f"{base}/")
     add(feed, "link", rel="self", href=f"{base}/feed.xml")
     add(feed, "link", rel="alternate", type="text/html", href=f"{base}/")
     times = [issue_time(i, config) for i in issues]
     add(feed, "updated", max(times).isoformat() if times else "1970-01-01T00:00:00+00:00")
     author = add(feed, "author")
-    add(author, "name", config["sender"]["name"])
+    add(author, "name", config.sender.name)
     fragment = env.get_template("web/_content.html.j2")
     for issue, when in zip(issues, times, strict=True):
         url = f"{base}/{issue.slug}/"

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import re
-
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_EMAIL = re.compile(rf"^[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]+@{_LABEL}(?:\.{_LABEL})+$")
+from ..config import email_address_problem
 
 
 def email_problem(email: str) -> str | None:
-    """Why an address cannot be used, or None."""
+    """Why an address cannot be used (syntax only, no DNS: email-validator), or None."""
     if not email:
         return "the email is empty"
-    if len(email) > 254 or not _EMAIL.match(email) or ".." in email:
+    if email_address_problem(email):
         shown = email.replace("\r", "\\r").replace("\n", "\\n")
         return f"'{shown}' is not a valid email address"
     return None

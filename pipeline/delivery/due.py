@@ -102,7 +102,7 @@ def send_due(config: Config, new_provider: Callable[[], Provider], rt: Runtime,
     for state in late:
         rt.log(f"{state.slug}: not sent: send_at {state.send_at.isoformat()} was "
                f"{format_delta(now - state.send_at)} ago, more than max_lateness "
-               f"{format_delta(config['max_lateness'])}; send it with `newsletter send "
+               f"{format_delta(config.max_lateness)}; send it with `newsletter send "
                f"{state.slug}` if it should still go out, or reschedule it")
         status = ExitStatus.PARTIAL
     if not (due or late or invalid):

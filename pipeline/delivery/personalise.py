@@ -19,7 +19,7 @@ from html import escape
 
 from ..audience.tokens import Signer
 from ..config import Config
-from ..errors import PipelineError
+from ..errors import PipelineError, display_path
 from ..render import PLACEHOLDER, RenderedEmail
 
 CRLF = "\r\n"
@@ -108,25 +108,22 @@ class PreparedEmail:
 
     def __init__(self, rendered: RenderedEmail, config: Config, web_url: str,
                  test: bool = False, subject_line: int | None = None):
-        sender = config["sender"]
+        sender = config.sender
         self.config = config
         self.slug = rendered.slug
         self.test = test
         self.subject = ("[TEST] " if test else "") + rendered.subject
         if "\r" in self.subject or "\n" in self.subject:
             raise PipelineError("the subject contains a line break; write it on one line",
-                                path=f"{config['issues_dir']}/{rendered.slug}/issue.yaml",
+                                path=display_path(config.issues_dir / rendered.slug / "issue.yaml"),
                                 line=subject_line)
-        if not config.secrets.newsletter_secret:
-            raise PipelineError("NEWSLETTER_SECRET is not set; export a long random string "
-                                "(it signs the unsubscribe links) before sending")
-        self.signer = Signer(config.secrets.newsletter_secret, config.list_id)
-        self.unsubscribe_base = config["unsubscribe_url"]
+        self.signer = Signer(config.require("NEWSLETTER_SECRET"), config.list_id)
+        self.unsubscribe_base = config.unsubscribe_url
         self.unsubscribe_email = config.unsubscribe_email
-        self.sender_email = sender["email"]
-        self.sender_name = sender["name"]
-        self.reply_to = sender["reply_to"]
-        self.domain = sender["email"].rpartition("@")[2] or "localhost"
+        self.sender_email = sender.email
+        self.sender_name = sender.name
+        self.reply_to = sender.reply_to
+        self.domain = sender.email.rpartition("@")[2] or "localhost"
         constants = {"web_url": web_url}
         self.html = Part(rendered.html, constants, html=True)
         self.text = Part(rendered.text, constants, html=False)
@@ -135,7 +132,7 @@ class PreparedEmail:
             header_line("From", address(self.sender_name, self.sender_email))
             + (header_line("Reply-To", self.reply_to) if self.reply_to else "")
             + header_line("Subject", self.subject)
-            + header_line("List-Id", f"{phrase(config['name'])} <{config.list_id}>")
+            + header_line("List-Id", f"{phrase(config.name)} <{config.list_id}>")
             + "List-Unsubscribe-Post: List-Unsubscribe=One-Click" + CRLF
             + "MIME-Version: 1.0" + CRLF
             + f'Content-Type: multipart/alternative; boundary="{self.boundary}"' + CRLF

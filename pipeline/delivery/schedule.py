@@ -119,7 +119,7 @@ def issue_state(folder: Path, config: Config, ledger: Ledger, now: datetime) -> 
     elif state.send_at is not None:
         if state.send_at > now:
             state.state = "scheduled"
-        elif now - state.send_at > config["max_lateness"]:
+        elif now - state.send_at > config.max_lateness:
             state.state = "late"
         else:
             state.state = "due"

@@ -66,7 +66,7 @@ def prepare(folder: Path, config: Config, test: bool = False) -> tuple[Issue, Pr
 
 
 def _require_unsubscribe_url(config: Config) -> None:
-    if not config["unsubscribe_url"]:
+    if not config.unsubscribe_url:
         raise ConfigError.one(config.path.name, "unsubscribe_url is not set; readers must be "
                                                 "able to leave: set it to where `newsletter "
                                                 "serve` answers")

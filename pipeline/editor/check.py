@@ -120,7 +120,7 @@ def _content(issue: Issue, config: Config) -> Iterator[Problem]:
             yield Problem(image.path, image.line, f"image '{image.src}' is "
                           f"{image.size / 1024 / 1024:.1f} MB; make it smaller than 1 MB "
                           "(readers on phones pay for it)", "warning")
-    if not config["asset_url"] and any(image.asset for image in issue.images):
+    if not config.asset_url and any(image.asset for image in issue.images):
         yield Problem(config.path.name, None, "asset_url is not set, so the email's images "
                       "point at local files; set asset_url to where the images are hosted",
                       "warning")
@@ -130,7 +130,7 @@ def _copy_editing(text: str, config: Config, path: str,
                   line_of: Callable[[str], int | None]) -> Iterator[Problem]:
     """Chinese copy-editing: a space between CJK and Latin script or digits, and
     full-width punctuation inside Chinese sentences. The publication's name is exempt."""
-    text = text.replace(config["name"], " ")
+    text = text.replace(config.name, " ")
     for match in _CJK_LATIN.finditer(text):
         pair = match[0]
         yield Problem(path, line_of(pair), f"no space between Chinese and Latin script in "

@@ -78,8 +78,8 @@ class Previewer:
             state.html = Part(rendered.html, constants, html=True).fill(SAMPLE_READER)
             state.text = Part(rendered.text, constants, html=False).fill(SAMPLE_READER)
             state.subject, state.preheader = rendered.subject, rendered.preheader
-            sender = config["sender"]
-            state.sender = f"{sender['name']} <{sender['email']}>"
+            sender = config.sender
+            state.sender = f"{sender.name} <{sender.email}>"
             state.size = rendered.html_size
             state.findings = sort_findings(lint(issue, rendered, config))
         with self.changed:

@@ -55,11 +55,11 @@ def new_issue(slug: str, config: Config, on: date) -> Path:
     if folder.exists():
         raise PipelineError("already exists; choose another slug or date", path=display_path(folder))
     number = latest_number(root) + 1
-    kinds = config["new_sections"] or list(config.sections)[:3]
+    kinds = config.new_sections or list(config.sections)[:3]
     folder.mkdir(parents=True)
     (folder / "images").mkdir()
     (folder / "issue.yaml").write_text(
-        ISSUE_TEMPLATE.format(number=number, name=config["name"], date=on.isoformat()),
+        ISSUE_TEMPLATE.format(number=number, name=config.name, date=on.isoformat()),
         encoding="utf-8")
     for n, kind in enumerate(kinds, 1):
         label = config.sections[kind].label if kind in config.sections else kind

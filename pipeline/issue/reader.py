@@ -78,7 +78,7 @@ def read_issue(folder: Path, config: Config) -> Issue:
     shown = display_path(folder)
     if not folder.is_dir():
         problems.add(shown, None, "no such issue folder; give a folder path or the name of "
-                                  f"a folder under {config['issues_dir']}/")
+                                  f"a folder under {display_path(config.issues_dir)}/")
         problems.raise_if_any()
     meta, lines = _read_issue_yaml(folder, config, problems)
     header = None

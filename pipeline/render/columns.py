@@ -1,31 +1,27 @@
 """Display width and line wrapping for text that mixes CJK and Latin script.
 
-CJK characters take two columns; a line may break before any CJK character or at a
-space, but not before closing punctuation (，。、) nor after opening punctuation.
+Widths are wcwidth's (CJK and emoji take two columns, combining marks none); a line
+may break before any CJK character or at a space, but not before closing punctuation
+(，。、) nor after opening punctuation.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
+
+from wcwidth import wcwidth
 
 _NO_LINE_START = set("，。、；：！？）」』》〉】”’,.;:!?)]}…%")
 _NO_LINE_END = set("（「『《〈【“‘([{")
-_UNITS = re.compile(r"\s+|[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef\u3000-\u303f]|[^\s\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef\u3000-\u303f]+")
-
-
-def char_width(char: str) -> int:
-    if unicodedata.combining(char):
-        return 0
-    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+_CJK = r"\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef\u3000-\u303f"
+_UNITS = re.compile(rf"\s+|[{_CJK}]|[^\s{_CJK}]+")
 
 
 def display_width(text: str) -> int:
+    """Columns a terminal or a monospaced font gives the text."""
     if text.isascii():
         return len(text)
-    return sum(char_width(c) for c in text)
-
-
+    return sum(max(wcwidth(char), 0) for char in text)
 def wrap(text: str, width: int = 78) -> str:
     """Wrap each line of ``text`` at ``width`` display columns."""
     return "\n".join(_wrap_line(line, width) for line in text.split("\n"))

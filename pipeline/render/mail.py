@@ -68,7 +68,7 @@ def image_url_for(issue: Issue, config: Config, relative_assets: bool = False
 
     Without asset_url (or for a local build), images point at the build's assets/.
     """
-    base = config["asset_url"]
+    base = config.asset_url
     images = {image.src: image for image in issue.images}
 
     def image_url(src: str) -> str:
@@ -83,7 +83,7 @@ def image_url_for(issue: Issue, config: Config, relative_assets: bool = False
 
 
 def web_url(issue: Issue, config: Config) -> str:
-    return f"{config['archive_url']}/{issue.slug}/" if config["archive_url"] else ""
+    return f"{config.archive_url}/{issue.slug}/" if config.archive_url else ""
 
 
 def _image_view(image: Image | None, src: str, url: str, width: int, alt: str
@@ -135,7 +135,7 @@ def email_context(issue: Issue, config: Config, relative_assets: bool = False
         src = issue.header_image.src
         header = _image_view(issue.header_image, src, image_url(src), BODY_WIDTH,
                              issue.header_image.alt)
-    labels = config["labels"]
+    labels = config.labels
     return {
         **base_context(config),
         "issue": issue,
@@ -144,7 +144,7 @@ def email_context(issue: Issue, config: Config, relative_assets: bool = False
         "header": header,
         "sections": sections,
         "references": refs.urls,
-        "why": labels["why"].format(name=config["name"]),
+        "why": labels.why.format(name=config.name),
     }
 
 

@@ -49,10 +49,10 @@ def template_env(config: Config) -> jinja2.Environment:
 
 def issue_label(issue, config: Config) -> str:
     """"Issue 9", in the publication's words ([labels] issue)."""
-    return config["labels"]["issue"].format(number=issue.number)
+    return config.labels.issue.format(number=issue.number)
 
 
 def base_context(config: Config) -> dict[str, Any]:
     """What every template sees: the publication's settings, words and colours."""
-    return {"config": config.values, "labels": config["labels"], "colors": config["colors"],
-            "sender": config["sender"]}
+    return {"config": config, "labels": config.labels, "colors": config.colors,
+            "sender": config.sender}

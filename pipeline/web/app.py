@@ -19,7 +19,6 @@ from urllib.parse import parse_qs, urlparse
 from ..audience.queries import unsubscribe_address
 from ..audience.tokens import Signer, TokenError
 from ..config import Config
-from ..errors import ConfigError
 from ..render import template_env
 from ..render.templates import base_context
 from ..store import connect
@@ -34,12 +33,9 @@ REASONS = {200: "200 OK", 400: "400 Bad Request", 404: "404 Not Found",
 
 
 def create_app(config: Config, clock: Callable[[], datetime]):
-    if not config.secrets.newsletter_secret:
-        raise ConfigError.one(config.path.name, "NEWSLETTER_SECRET is not set; export the "
-                                                "secret the unsubscribe links were signed with")
-    signer = Signer(config.secrets.newsletter_secret, config.list_id)
+    signer = Signer(config.require("NEWSLETTER_SECRET"), config.list_id)
     template = template_env(config).get_template("web/unsubscribe.html.j2")
-    paths = {"/unsubscribe", urlparse(config["unsubscribe_url"]).path or "/unsubscribe"}
+    paths = {"/unsubscribe", urlparse(config.unsubscribe_url).path or "/unsubscribe"}
 
     def page(start_response, status: int, state: str, email: str = "", token: str = ""):
         body = template.render(**base_context(config), state=state, email=email,

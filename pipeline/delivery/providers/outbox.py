@@ -18,7 +18,7 @@ class OutboxProvider(Provider):
 
     def __init__(self, config):
         super().__init__(config)
-        self.root = config.resolve(config["outbox"]["path"])
+        self.root = config.outbox.path
 
     def send(self, messages: Sequence[Message], now: datetime) -> list[Outcome]:
         outcomes = []

@@ -16,7 +16,7 @@ from datetime import datetime
 from html import escape
 from http.client import HTTPException
 
-from ...errors import ConfigError, DeliveryError
+from ...errors import DeliveryError
 from ..personalise import Message, PreparedEmail
 from . import FAILED, RETRY, SENT, UNKNOWN, Outcome, Provider
 
@@ -27,17 +27,14 @@ TEXT_KEY = "%%text:"  # the text part's placeholders get their own keys: values 
 def sendgrid_client(config):
     """The official client for the configured API host, with the key from the
     environment; a missing key fails here, before any request."""
-    key = config.secrets.sendgrid_api_key
-    if not key:
-        raise ConfigError.one(config.path.name, "SENDGRID_API_KEY is not set; export "
-                                                "the API key (never put it in a file)")
+    key = config.require("SENDGRID_API_KEY")
     from sendgrid import SendGridAPIClient
 
     # python_http_client logs every request's headers, the API key among them, at
     # DEBUG: keep that logger above DEBUG whatever the root logger's level.
     logging.getLogger("python_http_client").setLevel(logging.INFO)
-    client = SendGridAPIClient(api_key=key, host=config["sendgrid"]["api_host"])
-    client.client.timeout = config["sendgrid"]["timeout"]
+    client = SendGridAPIClient(api_key=key, host=config.sendgrid.api_host)
+    client.client.timeout = config.sendgrid.timeout
     return client
 
 
@@ -46,13 +43,10 @@ class SendGridProvider(Provider):
 
     def __init__(self, config):
         super().__init__(config)
-        settings = config["sendgrid"]
-        if not 1 <= settings["batch_size"] <= MAX_PERSONALIZATIONS:
-            raise ConfigError.one(config.path.name, "'sendgrid.batch_size' must be between 1 "
-                                                    f"and {MAX_PERSONALIZATIONS}")
+        settings = config.sendgrid
         self.client = sendgrid_client(config)
         self.settings = settings
-        self.batch_size = settings["batch_size"]
+        self.batch_size = settings.batch_size
         self._shared_json: tuple[PreparedEmail | None, str] = (None, "")
 
     def personalizations(self, messages: Sequence[Message]) -> list[dict]:
@@ -83,9 +77,9 @@ class SendGridProvider(Provider):
 
     def shared(self, prepared: PreparedEmail) -> dict:
         """What every request of the issue carries: sender, subject, both parts, …"""
-        sender = self.config["sender"]
+        sender = self.config.sender
         body = {
-            "from": {"email": sender["email"], "name": sender["name"]},
+            "from": {"email": sender.email, "name": sender.name},
             "subject": prepared.subject,
             "content": [
                 {"type": "text/plain",
@@ -94,18 +88,18 @@ class SendGridProvider(Provider):
             ],
             "headers": {
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-                "List-Id": f"{self.config['name']} <{self.config.list_id}>",
+                "List-Id": f"{self.config.name} <{self.config.list_id}>",
             },
             "custom_args": {"issue": prepared.slug},
         }
-        if sender["reply_to"]:
-            body["reply_to"] = {"email": sender["reply_to"]}
-        categories = list(self.settings["categories"]) + (["test"] if prepared.test else [])
+        if sender.reply_to:
+            body["reply_to"] = {"email": sender.reply_to}
+        categories = list(self.settings.categories) + (["test"] if prepared.test else [])
         if categories:
             body["categories"] = categories[:10]
-        if self.settings["asm_group_id"]:
-            body["asm"] = {"group_id": self.settings["asm_group_id"]}
-        if self.settings["sandbox"]:
+        if self.settings.asm_group_id:
+            body["asm"] = {"group_id": self.settings.asm_group_id}
+        if self.settings.sandbox:
             body["mail_settings"] = {"sandbox_mode": {"enable": True}}
         return body
 

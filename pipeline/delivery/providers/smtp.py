@@ -11,7 +11,7 @@ import ssl
 from collections.abc import Sequence
 from datetime import datetime
 
-from ...errors import ConfigError, DeliveryError
+from ...errors import DeliveryError
 from ..personalise import Message
 from . import FAILED, RETRY, SENT, UNKNOWN, Outcome, Provider
 
@@ -21,17 +21,14 @@ class SMTPProvider(Provider):
 
     def __init__(self, config):
         super().__init__(config)
-        settings = config["smtp"]
-        self.host, self.port = settings["host"], settings["port"]
-        self.security = settings["security"]
-        self.username = settings["username"]
-        self.password = config.secrets.smtp_password
-        self.timeout = settings["timeout"]
-        self.batch_size = settings["batch_size"]
-        self.ca_file = settings["ca_file"] or None
-        if self.username and not self.password:
-            raise ConfigError.one(config.path.name, "smtp.username is set but SMTP_PASSWORD is "
-                                                    "not; export SMTP_PASSWORD")
+        settings = config.smtp
+        self.host, self.port = settings.host, settings.port
+        self.security = settings.security
+        self.username = settings.username
+        self.password = config.require("SMTP_PASSWORD") if self.username else ""
+        self.timeout = settings.timeout
+        self.batch_size = settings.batch_size
+        self.ca_file = settings.ca_file or None
         self.connection: smtplib.SMTP | None = None
 
     def _context(self) -> ssl.SSLContext:
@@ -76,7 +73,7 @@ class SMTPProvider(Provider):
 
     def send(self, messages: Sequence[Message], now: datetime) -> list[Outcome]:
         outcomes: list[Outcome] = []
-        sender = self.config["sender"]["email"]
+        sender = self.config.sender.email
         for index, message in enumerate(messages):
             in_data = False
             try:

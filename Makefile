@@ -28,6 +28,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check pipeline tests
+	$(BIN)/lint-imports --no-cache
 
 bench: install
 	$(BIN)/python tests/bench/run.py

@@ -40,17 +40,18 @@ class Part:
         pieces = PLACEHOLDER.split(source)
         self.html = html
         self.literals: list[str] = []  # n + 1 literals around n slots
-        self.slots: list[tuple[str, str, str]] = []  # (token, field, fallback)
+        self.slots: list[tuple[str, str, str]] = []  # (placeholder, field, fallback)
         literal = pieces[0]
         for i in range(1, len(pieces), 3):
             name, fallback, after = pieces[i], pieces[i + 1] or "", pieces[i + 2]
-            token = f"%%{name}|{fallback}%%" if pieces[i + 1] is not None else f"%%{name}%%"
+            placeholder = (f"%%{name}|{fallback}%%" if pieces[i + 1] is not None
+                           else f"%%{name}%%")
             if name in constants:  # the same for everyone: filled now, once
                 value = constants[name] or fallback
                 literal += (escape(value) if html else value) + after
                 continue
             self.literals.append(literal)
-            self.slots.append((token, name, fallback))
+            self.slots.append((placeholder, name, fallback))
             literal = after
         self.literals.append(literal)
 
@@ -68,11 +69,11 @@ class Part:
             out.append(literal)
         return "".join(out)
 
-    def source(self, key: Callable[[str], str] = lambda token: token) -> str:
-        """The part with its slots as tokens (for SendGrid's substitutions)."""
+    def source(self, key: Callable[[str], str] = lambda placeholder: placeholder) -> str:
+        """The part with its slots as placeholders (for SendGrid's substitutions)."""
         out = [self.literals[0]]
-        for (token, _, _), literal in zip(self.slots, self.literals[1:], strict=True):
-            out.append(key(token))
+        for (placeholder, _, _), literal in zip(self.slots, self.literals[1:], strict=True):
+            out.append(key(placeholder))
             out.append(literal)
         return "".join(out)
 
@@ -148,9 +149,9 @@ class PreparedEmail:
     def message(self, recipient: Recipient) -> Message:
         return Message(self, recipient)
 
-    def list_unsubscribe(self, token_url: str, token: str) -> str:
+    def list_unsubscribe(self, url: str, token: str) -> str:
         mailto = f"mailto:{self.unsubscribe_email}?subject=unsubscribe%20{token}"
-        return f"<{token_url}>, <{mailto}>"
+        return f"<{url}>, <{mailto}>"
 
 
 class Message:

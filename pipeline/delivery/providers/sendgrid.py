@@ -53,9 +53,10 @@ class SendGridProvider(Provider):
         """Per recipient only what differs: the address, substitutions, headers."""
         prepared = messages[0].prepared
         # every distinct slot once: (substitution key, field, fallback, HTML?)
-        slots = {(token, name, fallback, True) for token, name, fallback in prepared.html.slots}
-        slots |= {(TEXT_KEY + token[2:], name, fallback, False)
-                  for token, name, fallback in prepared.text.slots}
+        slots = {(placeholder, name, fallback, True)
+                 for placeholder, name, fallback in prepared.html.slots}
+        slots |= {(TEXT_KEY + placeholder[2:], name, fallback, False)
+                  for placeholder, name, fallback in prepared.text.slots}
         fields = {name for _, name, _, _ in slots}
         personalizations = []
         for message in messages:

@@ -1,0 +1,29 @@
+"""What a route takes and gives: a parsed request, a response to send."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]] = field(default_factory=dict)
+    form: dict[str, list[str]] = field(default_factory=dict)
+    body: str = ""
+
+    def value(self, name: str) -> str:
+        """A parameter from the query string or, failing that, the form."""
+        return (self.query.get(name) or self.form.get(name) or [""])[0]
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes
+    content_type: str = "text/html; charset=utf-8"
+
+
+Route = Callable[[Request], Response]

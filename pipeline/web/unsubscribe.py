@@ -1,0 +1,52 @@
+"""The unsubscribe route behind unsubscribe_url.
+
+- GET  ?token=…  a page that names the publication and offers a button; a GET alone
+  changes nothing (link scanners and prefetchers follow GETs).
+- POST ?token=…  RFC 8058 one-click (body ``List-Unsubscribe=One-Click``) or the page's
+  button: the reader is unsubscribed, with the time and the source. Repeating it is
+  harmless.
+- A forged, altered, truncated or foreign token: 400, and nothing changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from ..audience.queries import unsubscribe_address
+from ..audience.tokens import Signer, TokenError
+from ..config import Config
+from ..render import template_env
+from ..render.templates import base_context
+from ..store import connect
+from .routing import Request, Response
+
+ONE_CLICK = "List-Unsubscribe=One-Click"
+
+
+def unsubscribe_route(config: Config, clock: Callable[[], datetime]
+                      ) -> Callable[[Request], Response]:
+    signer = Signer(config.require("NEWSLETTER_SECRET"), config.list_id)
+    template = template_env(config).get_template("web/unsubscribe.html.j2")
+
+    def page(status: int, state: str, email: str = "", token: str = "") -> Response:
+        body = template.render(**base_context(config), state=state, email=email, token=token)
+        return Response(status, body.encode("utf-8"))
+
+    def unsubscribe(request: Request) -> Response:
+        token = request.value("token")
+        try:
+            email = signer.email(token)
+        except TokenError:
+            return page(400, "invalid")
+        if request.method != "POST":
+            return page(200, "ask", email, token)
+        source = "one-click" if request.body.strip() == ONE_CLICK else "web"
+        db = connect(config.database)
+        try:
+            unsubscribe_address(db, email, clock(), source)
+        finally:
+            db.close()
+        return page(200, "done", email)
+
+    return unsubscribe

@@ -387,44 +387,66 @@ def send(app: App, issue: str | None, test: bool, addresses: tuple[str, ...], dr
          yes: bool, provider_name: str | None, resend_unknown: bool, due: bool,
          now_text: str | None) -> None:
     """Send ISSUE to every active subscriber, a --test to any address, or --due issues."""
-    from .delivery.due import run_due, send_now
+    _check_send_options(issue, test, addresses, dry_run, resend_unknown, due, now_text)
+    name = provider_name or app.config.provider
+    if due:
+        _send_due(app, name, now_text)
+    elif test:
+        _send_test(app, app.issue_folder(issue), name, addresses)
+    else:
+        _send_audience(app, app.issue_folder(issue), name, dry_run, yes, resend_unknown)
+
+
+def _check_send_options(issue, test, addresses, dry_run, resend_unknown, due, now_text):
+    if due and (issue or test or addresses or dry_run or resend_unknown):
+        raise click.UsageError("--due sends every due issue; it takes no ISSUE, --test, "
+                               "--to, --dry-run or --resend-unknown")
+    if now_text and not due:
+        raise click.UsageError("--now goes with --due")
+    if not due and not issue:
+        raise click.UsageError("give the ISSUE to send, or --due")
+    if test and not addresses:
+        raise click.UsageError("--test needs at least one --to ADDR")
+    if addresses and not test:
+        raise click.UsageError("--to goes with --test; a real send goes to the audience")
+
+
+def _send_due(app: App, name: str, now_text: str | None) -> None:
+    from .delivery.due import run_due
     from .delivery.providers import make_provider
-    from .delivery.send import plan_send, send_test
 
     config = app.config
-    name = provider_name or config.provider
-    if due:
-        if issue or test or addresses or dry_run or resend_unknown:
-            raise click.UsageError("--due sends every due issue; it takes no ISSUE, --test, "
-                                   "--to, --dry-run or --resend-unknown")
-        if now_text:
-            from .delivery.schedule import parse_time
-
-            moment = parse_time(now_text, config)
-            app.clock = lambda: moment
-        with _stop_on_signals() as stop:
-            status = run_due(config, lambda: make_provider(name, config), app.runtime(stop),
-                             on_report=lambda report: _print_report(report, config))
-        raise click.exceptions.Exit(status)
     if now_text:
-        raise click.UsageError("--now goes with --due")
-    if not issue:
-        raise click.UsageError("give the ISSUE to send, or --due")
-    folder = app.issue_folder(issue)
-    if test:
-        if not addresses:
-            raise click.UsageError("--test needs at least one --to ADDR")
-        results = send_test(folder, config, make_provider(name, config), list(addresses),
-                            app.runtime())
-        for address, outcome in results:
-            detail = outcome.message_id or outcome.error
-            click.echo(f"test to {address}: {outcome.status} ({name}: {detail})")
-        if any(outcome.status != "sent" for _, outcome in results):
-            raise click.exceptions.Exit(ExitStatus.PARTIAL)
-        return
-    if addresses:
-        raise click.UsageError("--to goes with --test; a real send goes to the audience")
-    plan = plan_send(folder, config, name, app.now())
+        from .delivery.schedule import parse_time
+
+        moment = parse_time(now_text, config)
+        app.clock = lambda: moment
+    with _stop_on_signals() as stop:
+        status = run_due(config, lambda: make_provider(name, config), app.runtime(stop),
+                         on_report=lambda report: _print_report(report, config))
+    raise click.exceptions.Exit(status)
+
+
+def _send_test(app: App, folder: Path, name: str, addresses: tuple[str, ...]) -> None:
+    from .delivery.providers import make_provider
+    from .delivery.send import send_test
+
+    results = send_test(folder, app.config, make_provider(name, app.config), list(addresses),
+                        app.runtime())
+    for address, outcome in results:
+        click.echo(f"test to {address}: {outcome.status} ({name}: "
+                   f"{outcome.message_id or outcome.error})")
+    if any(outcome.status != "sent" for _, outcome in results):
+        raise click.exceptions.Exit(ExitStatus.PARTIAL)
+
+
+def _send_audience(app: App, folder: Path, name: str, dry_run: bool, yes: bool,
+                   resend_unknown: bool) -> None:
+    from .delivery.due import send_now
+    from .delivery.providers import make_provider
+    from .delivery.send import plan_send
+
+    plan = plan_send(folder, app.config, name, app.now())
     if dry_run:
         click.echo(f"provider: {plan.provider}")
         click.echo(f"recipients: {plan.recipients}"
@@ -436,9 +458,9 @@ def send(app: App, issue: str | None, test: bool, addresses: tuple[str, ...], dr
         click.confirm(f"Send {folder.name} to {plan.recipients} subscribers through {name}?",
                       abort=True, err=True)
     with _stop_on_signals() as stop:
-        report = send_now(folder, config, make_provider(name, config), app.runtime(stop),
-                          resend_unknown)
-    _print_report(report, config)
+        report = send_now(folder, app.config, make_provider(name, app.config),
+                          app.runtime(stop), resend_unknown)
+    _print_report(report, app.config)
     if not report.ok:
         raise click.exceptions.Exit(ExitStatus.PARTIAL)
 

@@ -96,14 +96,58 @@ def needs(*secrets: str):
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               help="newsletter.toml to use (default: found in this folder or a parent).")
-@click.version_option(package_name="newsletter")
+@click.option("--project", type=click.Path(file_okay=False, path_type=Path),
+              help="The publication's folder (holding newsletter.toml), instead of --config.")
+@click.version_option(package_name="newsletter-as-code")
 @click.pass_context
-def cli(ctx: click.Context, config_path: Path | None) -> None:
+def cli(ctx: click.Context, config_path: Path | None, project: Path | None) -> None:
     """Write a newsletter as files in git; build, preview, check and send it."""
+    if project:
+        from .editor.starter import project_config
+
+        if config_path:
+            raise click.UsageError("give --project or --config, not both")
+        config_path = project_config(project)
     if ctx.obj is None:
         ctx.obj = App(config_path)
     elif config_path:
         ctx.obj.config_path = config_path
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", help="The publication's name (default: the folder's name).")
+@click.option("--language", default="en", show_default=True,
+              help="Its language (zh, zh-CN, …: Chinese labels and sample).")
+@click.option("--sender", metavar="ADDR", help='The From address: "Name <addr>" or addr.')
+@pass_app
+def init(app: App, folder: Path, name: str | None, language: str, sender: str | None) -> None:
+    """Create a publication in FOLDER: newsletter.toml, a sample issue, .gitignore."""
+    from .editor.starter import init_publication, next_steps
+
+    made = init_publication(folder, app.now().astimezone().date(), name, language, sender)
+    click.echo(f"created {display_path(made.root)}/")
+    for path in made.written:
+        click.echo(f"  {path.relative_to(made.root)}")
+    for path in made.kept:
+        click.echo(f"  {path.relative_to(made.root)} (already there, kept)")
+    click.echo("\nNext:\n" + "\n".join(f"  {step}" for step in next_steps(made, str(folder))))
+
+
+@cli.group()
+def templates() -> None:
+    """The email, text and web templates: the package's, or the project's own templates/."""
+
+
+@templates.command("copy")
+@click.option("--force", is_flag=True, help="Overwrite files already in templates/.")
+@pass_app
+def templates_copy(app: App, force: bool) -> None:
+    """Copy the package's templates into the project's templates/, to change them."""
+    from .editor.starter import copy_templates
+
+    for path in copy_templates(app.config.root, force):
+        click.echo(f"wrote {display_path(path)}")
 
 
 @cli.command()
@@ -414,6 +458,7 @@ def _check_send_options(issue, test, addresses, dry_run, resend_unknown, due, no
 def _send_due(app: App, name: str, now_text: str | None) -> None:
     from .delivery.due import run_due
     from .delivery.providers import make_provider
+    from .delivery.signals import stop_on_signals
 
     config = app.config
     if now_text:
@@ -421,7 +466,7 @@ def _send_due(app: App, name: str, now_text: str | None) -> None:
 
         moment = parse_time(now_text, config)
         app.clock = lambda: moment
-    with _stop_on_signals() as stop:
+    with stop_on_signals() as stop:
         status = run_due(config, lambda: make_provider(name, config), app.runtime(stop),
                          on_report=lambda report: _print_report(report, config))
     raise click.exceptions.Exit(status)
@@ -445,6 +490,7 @@ def _send_audience(app: App, folder: Path, name: str, dry_run: bool, yes: bool,
     from .delivery.due import send_now
     from .delivery.providers import make_provider
     from .delivery.send import plan_send
+    from .delivery.signals import stop_on_signals
 
     plan = plan_send(folder, app.config, name, app.now())
     if dry_run:
@@ -457,7 +503,7 @@ def _send_audience(app: App, folder: Path, name: str, dry_run: bool, yes: bool,
     if not yes and not resend_unknown and plan.recipients:
         click.confirm(f"Send {folder.name} to {plan.recipients} subscribers through {name}?",
                       abort=True, err=True)
-    with _stop_on_signals() as stop:
+    with stop_on_signals() as stop:
         report = send_now(folder, app.config, make_provider(name, app.config),
                           app.runtime(stop), resend_unknown)
     _print_report(report, app.config)
@@ -520,9 +566,13 @@ def status(app: App, issue: str | None, as_json: bool) -> None:
 @pass_app
 def cron(app: App) -> None:
     """Print the crontab line that sends due issues every five minutes."""
-    root = app.config.root
-    click.echo(f"*/5 * * * * cd {root} && .venv/bin/newsletter send --due "
-               ">> logs/send.log 2>&1")
+    from .config import ENV_FILE
+    from .delivery.cron import cron_line, missing_under_cron
+
+    click.echo(cron_line(app.config.root))
+    for secret in missing_under_cron(app.config):
+        click.echo(f"warning: cron's environment has no {secret}: put it in {ENV_FILE} "
+                   f"(mode 600), or every run exits 4", err=True)
 
 
 def _print_report(report, config: Config) -> None:
@@ -534,38 +584,6 @@ def _print_report(report, config: Config) -> None:
     if report.provider == "outbox" and c["sent"]:
         root = config.outbox.path / report.issue
         click.echo(f"messages written to {display_path(root)}/")
-
-
-class _stop_on_signals:
-    """SIGINT or SIGTERM: finish the batch in flight, record it, then stop cleanly.
-    A second SIGINT interrupts at once."""
-
-    def __enter__(self):
-        import signal
-
-        self.flag = False
-        self.signal = signal
-        self.previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-
-        def handler(signum, frame):
-            if self.flag and signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            self.flag = True
-            click.echo("stopping after the batch in flight…", err=True)
-
-        for sig in self.previous:
-            try:
-                signal.signal(sig, handler)
-            except ValueError:  # not the main thread (tests driving the CLI in a thread)
-                pass
-        return lambda: self.flag
-
-    def __exit__(self, *exc):
-        for sig, previous in self.previous.items():
-            try:
-                self.signal.signal(sig, previous)
-            except ValueError:
-                pass
 
 
 def main() -> None:

@@ -23,8 +23,11 @@ def package_templates() -> Path:
     """The templates shipped with the package (the repository's templates/ in a
     source checkout or an editable install)."""
     spec = importlib.util.find_spec("pipeline.templates")
-    if spec is not None and spec.submodule_search_locations:
-        return Path(list(spec.submodule_search_locations)[0])
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if Path(location).is_dir():  # an installed wheel: site-packages/pipeline/templates
+            return Path(location)
+    # setuptools' editable finder cannot find a namespace package mapped under a regular
+    # package (pipeline.templates -> templates/), so in a checkout: its templates/
     return Path(__file__).resolve().parents[2] / "templates"
 
 

@@ -1,0 +1,203 @@
+"""`newsletter init` and `newsletter templates copy`: a publication of one's own.
+
+The files init writes are package data under ``starter/``: a commented newsletter.toml
+(rendered with the publication's name, language and sender), one sample issue in
+English or Chinese, a .gitignore and an env.example.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass, field
+from datetime import date
+from email.utils import parseaddr
+from pathlib import Path
+
+import jinja2
+
+from ..config import CONFIG_NAME
+from ..errors import ConfigError, PipelineError, Problem, ProblemsError, display_path
+from ..render.templates import package_templates
+
+STARTER = Path(__file__).resolve().with_name("starter")
+SAMPLE_SLUG = "welcome"
+GITIGNORE = (".newsletter/", "build/", "outbox/", "site/", "logs/", "*.env", ".env")
+
+LABELS = {
+    "en": {
+        "issue": "Issue {number}",
+        "greeting": "Hi {name},",
+        "reader": "there",
+        "editor": "Editor",
+        "contributors": "Contributors",
+        "view_in_browser": "View in browser",
+        "unsubscribe": "Unsubscribe",
+        "links": "Links",
+        "why": "You receive this because you subscribed to {name}.",
+        "unsubscribe_prompt": "Stop receiving {name} at {email}?",
+        "unsubscribe_button": "Unsubscribe",
+        "unsubscribed": "{email} is unsubscribed from {name}. You will not receive another "
+                        "issue.",
+        "invalid_link": "This unsubscribe link is not valid. Use the link in your latest "
+                        "email, or reply to it and ask us.",
+    },
+    "zh": {
+        "issue": "第 {number} 期",
+        "greeting": "你好，{name}：",
+        "reader": "读者朋友",
+        "editor": "编辑",
+        "contributors": "供稿",
+        "view_in_browser": "在浏览器中阅读",
+        "unsubscribe": "退订",
+        "links": "文中链接",
+        "why": "你收到这封邮件，是因为你订阅了{name}。",
+        "unsubscribe_prompt": "确定让 {email} 不再接收{name}吗？",
+        "unsubscribe_button": "确认退订",
+        "unsubscribed": "已为 {email} 退订{name}，你不会再收到新的一期。",
+        "invalid_link": "这个退订链接无效。请使用最近一期邮件中的链接，或直接回复邮件告诉我们。",
+    },
+}
+SECTIONS = {
+    "en": {"news": "News", "tips": "Tips", "notes": "From the editors"},
+    "zh": {"news": "新闻速递", "tips": "实用技巧", "notes": "编者按"},
+}
+ADDRESS = {"en": "Your postal address, 1 Example Street, City",
+           "zh": "你的通信地址：某市某路 1 号"}
+
+
+@dataclass
+class Publication:
+    """What init made: the project folder, the sample issue, and each file written or kept."""
+
+    root: Path
+    issue: Path
+    written: list[Path] = field(default_factory=list)
+    kept: list[Path] = field(default_factory=list)
+
+
+def init_publication(folder: Path, today: date, name: str | None = None,
+                     language: str = "en", sender: str | None = None) -> Publication:
+    """A new publication in folder (made if missing): newsletter.toml, a sample issue,
+    .gitignore and env.example. Refuses a folder that already has a newsletter.toml;
+    never overwrites any other file."""
+    config = folder / CONFIG_NAME
+    if config.exists():
+        raise PipelineError("already exists: this folder holds a publication; choose "
+                            "another folder", path=display_path(config))
+    if folder.exists() and not folder.is_dir():
+        raise PipelineError("is a file, not a folder", path=display_path(folder))
+    if not re.fullmatch(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*", language):
+        raise PipelineError(f"--language '{language}' is not a language tag; write one like "
+                            "en, de or zh-CN")
+    lang = "zh" if language.lower().startswith("zh") else "en"
+    name = (name or folder.resolve().name).strip()
+    if not name:
+        raise PipelineError("--name is empty; give the publication a name")
+    sender_name, sender_email = parse_sender(sender, name)
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(STARTER), keep_trailing_newline=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True,
+                             lstrip_blocks=True)
+    env.filters["toml"] = env.filters["quoted"] = _quoted  # a TOML and YAML double-quoted string
+    values = {"name": name, "language": language, "sender_name": sender_name,
+              "sender_email": sender_email, "address": ADDRESS[lang], "labels": LABELS[lang],
+              "sections": SECTIONS[lang], "date": today.isoformat()}
+
+    issue = folder / "issues" / f"{today.isoformat()}-{SAMPLE_SLUG}"
+    made = Publication(folder, issue)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {config: "newsletter.toml.j2", folder / "env.example": "env.example"}
+    files.update({issue / source.name: f"{lang}/{source.name}"
+                  for source in sorted((STARTER / lang).iterdir()) if source.is_file()})
+    for target, source in files.items():
+        if target.exists():
+            made.kept.append(target)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(env.get_template(source).render(values), encoding="utf-8")
+        made.written.append(target)
+    _write_gitignore(folder / ".gitignore", made)
+    return made
+
+
+def parse_sender(text: str | None, name: str) -> tuple[str, str]:
+    """--sender "Name <addr>" or just "addr" (the name is then the publication's)."""
+    if not text:
+        return name, "newsletter@example.com"
+    display, address = parseaddr(text)
+    if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", address or ""):
+        raise PipelineError(f"--sender '{text}' is not an email address; write "
+                            "'Name <you@example.com>' or just the address")
+    return display.strip() or name, address
+
+
+def next_steps(made: Publication, folder_as_given: str) -> list[str]:
+    """What to type next, for init to print."""
+    import shlex
+
+    issue = f"issues/{made.issue.name}"
+    return [
+        f"cd {shlex.quote(folder_as_given)}",
+        "# edit newsletter.toml: the lines marked CHANGE (sender, postal address, URLs)",
+        "export NEWSLETTER_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
+        "   # keep it: see env.example",
+        f"newsletter build {issue}",
+        f"newsletter preview {issue}",
+        "newsletter audience add you@example.com",
+        f"newsletter send {issue} --test --to you@example.com",
+        f"newsletter send {issue}   # to the outbox/ folder until you set provider",
+    ]
+
+
+def copy_templates(root: Path, force: bool = False) -> list[Path]:
+    """Copy the package's templates into root/templates/ to customise them; refuses to
+    overwrite a file without force. Returns the files written."""
+    source = package_templates()
+    target = root / "templates"
+    if target.resolve() == source.resolve():
+        raise PipelineError("these are the package's own templates (a source checkout); "
+                            "there is nothing to copy", path=display_path(target))
+    files = sorted(p for p in source.rglob("*.j2") if p.is_file())
+    pairs = [(path, target / path.relative_to(source)) for path in files]
+    existing = [to for _, to in pairs if to.exists()]
+    if existing and not force:
+        raise ProblemsError([Problem(display_path(to), None, "exists; not overwritten "
+                                     "(use --force to replace it with the package's)")
+                             for to in existing])
+    for path, to in pairs:
+        to.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, to)
+    return [to for _, to in pairs]
+
+
+def _write_gitignore(path: Path, made: Publication) -> None:
+    """Write .gitignore, or add the missing patterns to the one there."""
+    if not path.exists():
+        path.write_text((STARTER / "gitignore").read_text(encoding="utf-8"), encoding="utf-8")
+        made.written.append(path)
+        return
+    text = path.read_text(encoding="utf-8")
+    present = {line.strip() for line in text.splitlines()}
+    missing = [pattern for pattern in GITIGNORE if pattern not in present]
+    if not missing:
+        made.kept.append(path)
+        return
+    lead = "" if not text or text.endswith("\n") else "\n"
+    path.write_text(text + lead + "# added by `newsletter init`\n" + "\n".join(missing) + "\n",
+                    encoding="utf-8")
+    made.written.append(path)
+
+
+def _quoted(value: object) -> str:
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def project_config(folder: Path) -> Path:
+    """--project DIR: DIR/newsletter.toml, which must exist."""
+    path = folder / CONFIG_NAME
+    if not path.is_file():
+        raise ConfigError.one(display_path(path), "not found; --project takes a publication's "
+                                                  "folder (make one with `newsletter init DIR`)")
+    return path

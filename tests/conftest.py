@@ -14,18 +14,29 @@ from pipeline.cli import App, cli
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# The tests' own publication: newsletter.toml, issues/ and subscribers.csv, frozen copies of
+# the repository's samples, so that an editor's work under issues/ cannot break the tests.
+PUBLICATION = FIXTURES / "publication"
 NOW = datetime(2023, 12, 6, 8, 0, tzinfo=UTC)
 SECRET = "test-secret-4f1c2a"
 
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """newsletter.toml, templates/ and issues/ copied into a fresh folder (the cwd)."""
-    shutil.copy(ROOT / "newsletter.toml", tmp_path / "newsletter.toml")
-    shutil.copytree(ROOT / "templates", tmp_path / "templates")
-    shutil.copytree(ROOT / "issues", tmp_path / "issues")
+    """The fixture publication (newsletter.toml, issues/, subscribers.csv) copied into a
+    fresh folder (the cwd). It has no templates/, so the package's own are used."""
+    shutil.copytree(PUBLICATION, tmp_path, dirs_exist_ok=True)
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture
+def own_templates(project: Path) -> Path:
+    """The package's templates copied into the project's templates/, for tests that edit
+    them (a project's templates/ overrides the package's)."""
+    from pipeline.render.templates import package_templates
+
+    return Path(shutil.copytree(package_templates(), project / "templates"))
 
 
 class Runner:
@@ -76,9 +87,8 @@ class FakeSleep:
 
 @pytest.fixture
 def audience(run, project) -> Path:
-    """The sample audience (12 readers) imported into the project's database."""
-    shutil.copy(ROOT / "subscribers.example.csv", project / "subscribers.example.csv")
-    result = run("audience", "import", "subscribers.example.csv")
+    """The sample audience (12 readers, subscribers.csv) imported into the project's database."""
+    result = run("audience", "import", "subscribers.csv")
     assert result.exit_code == 0, result.output
     return project / ".newsletter" / "newsletter.db"
 

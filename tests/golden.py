@@ -1,7 +1,9 @@
 """Golden files for the sample issues: `make golden` rewrites them on purpose.
 
-The tests compare a fresh render of each sample under issues/ with these files; a
-difference is either a regression or an intended change to re-bless with `make golden`.
+The tests compare a fresh render of each sample under tests/fixtures/publication/issues/
+(frozen copies of the repository's samples, rendered with that publication's
+newsletter.toml and the package's templates) with these files; a difference is either a
+regression or an intended change to re-bless with `make golden`.
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ from pipeline.render import render_issue
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).resolve().parent / "golden"
+PUBLICATION = Path(__file__).resolve().parent / "fixtures" / "publication"
 
 
-def render_sample(folder: Path, root: Path = ROOT):
+def render_sample(folder: Path, root: Path = PUBLICATION):
     config = load_config(root / "newsletter.toml", env={})
     return render_issue(read_issue(folder, config), config)
 
 
-def samples(root: Path = ROOT) -> list[Path]:
+def samples(root: Path = PUBLICATION) -> list[Path]:
     return sorted(p for p in (root / "issues").iterdir() if (p / "issue.yaml").is_file())
 
 

@@ -17,7 +17,7 @@ def test_import_reports_counts_and_keeps_every_valid_row(run, audience):
 
 
 def test_reimport_is_idempotent(run, audience):
-    result = run("audience", "import", "subscribers.example.csv")
+    result = run("audience", "import", "subscribers.csv")
     assert result.stdout == ("added 0, updated 0, unchanged 12, kept unsubscribed 0, "
                              "skipped 0\n")
 
@@ -72,7 +72,7 @@ def test_add_remove_list_count_export(run, audience, project):
     listed = run("audience", "list", "--status", "unsubscribed").stdout
     assert listed == "chen.mo@example.com\t陈默\tunsubscribed\n"
     # an unsubscribed reader stays unsubscribed when the CSV is imported again
-    again = run("audience", "import", "subscribers.example.csv")
+    again = run("audience", "import", "subscribers.csv")
     assert "kept unsubscribed 1" in again.stdout
     assert run("audience", "count").stdout.startswith("12 active, 1 unsubscribed")
     exported = run("audience", "export", "out.csv")

@@ -114,7 +114,7 @@ def test_html_at_gmail_clipping_size(run, project):
 
 
 
-def test_unsubscribe_placeholder_missing_from_templates(run, project):
+def test_unsubscribe_placeholder_missing_from_templates(run, project, own_templates):
     for name in ("email/issue.mjml.j2", "text/issue.txt.j2"):
         path = project / "templates" / name
         path.write_text(path.read_text().replace("%%unsubscribe_url%%", "#"))
@@ -127,7 +127,7 @@ def test_unsubscribe_placeholder_missing_from_templates(run, project):
         "every issue must let readers leave: add a link to it"]
 
 
-def test_unfilled_template_variable(run, project):
+def test_unfilled_template_variable(run, project, own_templates):
     path = project / "templates" / "text" / "issue.txt.j2"
     path.write_text(path.read_text().replace("{{ sender.address }}", "{{ sender.postal }}"))
     result = check(run, project, {})

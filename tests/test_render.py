@@ -13,7 +13,7 @@ from pipeline.issue import read_issue
 from pipeline.render import render_issue
 from pipeline.render.columns import display_width, wrap
 from tests.conftest import FIXTURES
-from tests.golden import GOLDEN, ROOT, render_sample, samples
+from tests.golden import GOLDEN, PUBLICATION, render_sample, samples
 
 
 @pytest.mark.parametrize("folder", samples(), ids=lambda p: p.name)
@@ -31,7 +31,7 @@ def test_golden_files_exist_for_every_sample():
 
 @pytest.fixture(scope="module")
 def kitchen_sink():
-    config = load_config(ROOT / "newsletter.toml", env={})
+    config = load_config(PUBLICATION / "newsletter.toml", env={})
     issue = read_issue(FIXTURES / "kitchen-sink", config)
     return issue, render_issue(issue, config)
 
@@ -141,7 +141,7 @@ def test_images_are_copied_as_assets(run, project):
                                                     "email.txt"]
 
 
-def test_template_with_an_unknown_variable_points_at_the_template(run, project):
+def test_template_with_an_unknown_variable_points_at_the_template(run, project, own_templates):
     path = project / "templates" / "email" / "sections" / "news.mjml.j2"
     path.write_text(path.read_text().replace("{{ b.item_title(item.title, colors) }}",
                                              "{{ b.item_title(item.headline, colors) }}"))

@@ -1,5 +1,6 @@
-"""Build benchmark: median time of each stage for the sample issue, in process, and the
-whole-process time of `newsletter build` (Python start-up and imports included)."""
+"""Build benchmark: median time of each stage for the sample issue of the tests' fixture
+publication (tests/fixtures/publication/), in process, and the whole-process time of
+`newsletter build` (Python start-up and imports included)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+PUBLICATION = ROOT / "tests" / "fixtures" / "publication"
 SAMPLE = "2023-12-07-ai-productivity-09"
 
 
@@ -36,8 +38,8 @@ def main(runs: int = 20) -> None:
         mjml_to_html,
     )
 
-    config = load_config(ROOT / "newsletter.toml", env={})
-    folder = ROOT / "issues" / SAMPLE
+    config = load_config(PUBLICATION / "newsletter.toml", env={})
+    folder = PUBLICATION / "issues" / SAMPLE
     env = template_env(config)
     stages = {}
     stages["read"], issue = median_ms(lambda: read_issue(folder, config), runs)
@@ -52,9 +54,7 @@ def main(runs: int = 20) -> None:
     print(f"  {'total':<20} {sum(stages.values()):8.2f} ms")
 
     with tempfile.TemporaryDirectory() as tmp:
-        for name in ("newsletter.toml", "templates", "issues"):
-            src = ROOT / name
-            (shutil.copytree if src.is_dir() else shutil.copy)(src, Path(tmp) / name)
+        shutil.copytree(PUBLICATION, tmp, dirs_exist_ok=True)
         exe = Path(sys.executable).with_name("newsletter")
         walls = []
         for _ in range(5):

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+PUBLICATION = ROOT / "tests" / "fixtures" / "publication"
 ISSUE = "2023-12-07-ai-productivity-09"
 
 
@@ -34,9 +35,7 @@ def child(provider: str, count: int, port: int) -> None:
     from tests.test_schedule import populate
 
     work = Path(tempfile.mkdtemp(prefix="nl-bench-"))
-    for name in ("newsletter.toml", "templates", "issues"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+    shutil.copytree(PUBLICATION, work, dirs_exist_ok=True)
     env = {"NEWSLETTER_SECRET": "bench-secret", "SENDGRID_API_KEY": API_KEY,
            "NEWSLETTER_SENDGRID_API_HOST": f"http://127.0.0.1:{port}",
            "NEWSLETTER_SMTP_HOST": "127.0.0.1", "NEWSLETTER_SMTP_PORT": str(port),

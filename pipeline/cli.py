@@ -53,16 +53,11 @@ class App:
     def runtime(self, stop=None):
         """The send loop's view of the world: this clock and sleep, stderr logs, and a
         progress bar on a terminal or a log line per batch under cron."""
-        from .delivery.progress import Progress
+        from .delivery.progress import progress_for
         from .delivery.send import Runtime
 
-        tty = sys.stderr.isatty()
-
-        def progress(label: str, total: int):
-            write = (lambda text: click.echo(text, err=True, nl=False)) if tty else \
-                (lambda text: self.log(text.rstrip("\n")))
-            return Progress(label, total, tty, write)
-
+        progress = progress_for(sys.stderr.isatty(),
+                                lambda text: click.echo(text, err=True, nl=False), self.log)
         return Runtime(clock=self.clock, sleep=self.sleep, log=self.log, progress=progress,
                        stop=stop or (lambda: False))
 
@@ -172,23 +167,15 @@ def new(app: App, slug: str, on: datetime | None) -> None:
 @pass_app
 def build(app: App, issue: str, out: Path | None) -> None:
     """Build ISSUE into build/<folder>/: email.html, email.txt, email.mjml, assets/."""
-    from .editor.build import build_issue, format_size
-    from .render.mail import GMAIL_CLIP
+    from .editor.build import build_issue
 
     result = build_issue(app.issue_folder(issue), app.config, out)
-    rendered, shown = result.rendered, display_path(result.out)
-    click.echo(f"built {shown}/")
-    click.echo(f"  email.html  {format_size(rendered.html_size)}")
-    click.echo(f"  email.txt   {format_size(len(rendered.text.encode()))}")
-    click.echo(f"  assets/     {len(rendered.assets)} files")
-    if result.size_verdict == "error":
-        raise PipelineError(f"{format_size(rendered.html_size)} reaches Gmail's "
-                            f"{GMAIL_CLIP // 1024} KB limit, where it clips the message; "
-                            "shorten the issue or move items to the web version",
-                            path=f"{shown}/email.html")
-    if result.size_verdict == "warning":
-        click.echo(f"{shown}/email.html: warning: {format_size(rendered.html_size)} is close "
-                   f"to Gmail's {GMAIL_CLIP // 1024} KB clipping limit", err=True)
+    _echo(result.summary())
+    finding = result.size_finding()
+    if finding and finding.severity == "error":
+        raise PipelineError(finding.message, path=finding.path)
+    if finding:
+        click.echo(finding.as_finding(), err=True)
 
 
 @cli.command()
@@ -301,14 +288,12 @@ def audience_list(app: App, status: str, as_json: bool) -> None:
     if as_json:
         click.echo("[", nl=False)
         for n, sub in enumerate(rows):
-            item = {"email": sub.email, "name": sub.name, "status": sub.status,
-                    "suppressed": sub.suppressed, "fields": sub.fields}
-            click.echo(("," if n else "") + json.dumps(item, ensure_ascii=False), nl=False)
+            click.echo(("," if n else "") + json.dumps(sub.as_json(), ensure_ascii=False),
+                       nl=False)
         click.echo("]")
         return
     for sub in rows:
-        state = f"suppressed ({sub.suppressed})" if sub.suppressed else sub.status
-        click.echo(f"{sub.email}\t{sub.name}\t{state}")
+        click.echo(sub.line())
 
 
 @audience.command("count")
@@ -544,22 +529,8 @@ def status(app: App, issue: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([s.as_json() for s in states], ensure_ascii=False, indent=2))
         return
-    for s in states:
-        when = s.send_at.isoformat() if s.send_at else "-"
-        line = f"{s.slug}  {s.state:<9}  send_at {when}"
-        if s.total or s.provider:
-            c = s.counts
-            line += (f"  {s.provider}: {s.total} recipients, sent {c['sent']}, failed "
-                     f"{c['failed']}, unknown {c['unknown']}, pending {c['pending']}"
-                     f"  started {s.started_at}"
-                     + (f" finished {s.finished_at}" if s.finished_at else ""))
-        if s.problem:
-            line += f"  {s.problem}"
-        click.echo(line)
-        if s.unknown:
-            click.echo(f"  unknown (resend with `newsletter send {s.slug} --resend-unknown`):")
-            for email in s.unknown:
-                click.echo(f"    {email}")
+    for state in states:
+        _echo(state.summary())
 
 
 @cli.command()
@@ -576,14 +547,12 @@ def cron(app: App) -> None:
 
 
 def _print_report(report, config: Config) -> None:
-    c = report.counts
-    state = "done" if report.done else "stopped" if report.stopped else "incomplete"
-    click.echo(f"{report.issue}: {state} through {report.provider}: sent {c['sent']}, "
-               f"failed {c['failed']}, unknown {c['unknown']}, skipped {c['skipped']}, "
-               f"pending {c['pending']} of {report.total}")
-    if report.provider == "outbox" and c["sent"]:
-        root = config.outbox.path / report.issue
-        click.echo(f"messages written to {display_path(root)}/")
+    _echo(report.summary(config.outbox.path))
+
+
+def _echo(lines: list[str]) -> None:
+    for line in lines:
+        click.echo(line)
 
 
 def main() -> None:

@@ -26,6 +26,14 @@ class Subscriber:
     status: str
     suppressed: str | None = None  # the suppression reason, if any
 
+    def as_json(self) -> dict:
+        return {"email": self.email, "name": self.name, "status": self.status,
+                "suppressed": self.suppressed, "fields": self.fields}
+
+    def line(self) -> str:
+        state = f"suppressed ({self.suppressed})" if self.suppressed else self.status
+        return f"{self.email}\t{self.name}\t{state}"
+
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Subscriber:
         keys = row.keys()

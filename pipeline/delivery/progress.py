@@ -30,3 +30,13 @@ class Progress:
     def finish(self) -> None:
         if self.tty and self.batches:
             self.write("\n")
+
+
+def progress_for(tty: bool, echo: Callable[[str], None], log: Callable[[str], None]
+                 ) -> Callable[[str, int], Progress]:
+    """A bar redrawn in place on a terminal (``echo`` writes as it is); under cron a
+    time-stamped log line per batch."""
+    def progress(label: str, total: int) -> Progress:
+        return Progress(label, total, tty, echo if tty else
+                        (lambda text: log(text.rstrip("\n"))))
+    return progress

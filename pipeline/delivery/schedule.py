@@ -71,6 +71,22 @@ class IssueState:
     problem: str = ""
     unknown: list[str] = field(default_factory=list)  # addresses, when asked for
 
+    def summary(self) -> list[str]:
+        """The line `status` prints, and the addresses whose delivery is unknown."""
+        line = f"{self.slug}  {self.state:<9}  send_at " + \
+            (self.send_at.isoformat() if self.send_at else "-")
+        if self.total or self.provider:
+            c = self.counts
+            line += (f"  {self.provider}: {self.total} recipients, sent {c['sent']}, failed "
+                     f"{c['failed']}, unknown {c['unknown']}, pending {c['pending']}"
+                     f"  started {self.started_at}"
+                     + (f" finished {self.finished_at}" if self.finished_at else ""))
+        if self.problem:
+            line += f"  {self.problem}"
+        unknown = [f"  unknown (resend with `newsletter send {self.slug} --resend-unknown`):",
+                   *(f"    {email}" for email in self.unknown)] if self.unknown else []
+        return [line, *unknown]
+
     def as_json(self) -> dict:
         return {"issue": self.slug, "number": self.number, "title": self.title,
                 "send_at": self.send_at.isoformat() if self.send_at else None,

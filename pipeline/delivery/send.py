@@ -16,7 +16,7 @@ from pathlib import Path
 from ..audience import queries as audience
 from ..audience.addresses import email_problem
 from ..config import Config
-from ..errors import ConfigError, DeliveryError, PipelineError
+from ..errors import ConfigError, DeliveryError, PipelineError, display_path
 from ..issue import Issue, read_issue
 from ..render import render_issue, web_url
 from ..store import connect
@@ -55,6 +55,17 @@ class SendReport:
     @property
     def ok(self) -> bool:
         return self.done and not self.counts["failed"] and not self.counts["unknown"]
+
+    def summary(self, outbox: Path | None = None) -> list[str]:
+        """What a person reads after a send; where the outbox's messages went."""
+        c = self.counts
+        state = "done" if self.done else "stopped" if self.stopped else "incomplete"
+        lines = [f"{self.issue}: {state} through {self.provider}: sent {c['sent']}, failed "
+                 f"{c['failed']}, unknown {c['unknown']}, skipped {c['skipped']}, pending "
+                 f"{c['pending']} of {self.total}"]
+        if self.provider == "outbox" and c["sent"] and outbox is not None:
+            lines.append(f"messages written to {display_path(outbox / self.issue)}/")
+        return lines
 
 
 def prepare(folder: Path, config: Config, test: bool = False) -> tuple[Issue, PreparedEmail]:

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Config
+from ..errors import Problem, display_path
 from ..issue import read_issue
-from ..render import RenderedEmail, render_issue, size_verdict
+from ..render import RenderedEmail, SizeVerdict, render_issue, size_verdict
 from ..render.assets import copy_assets
+from ..render.mail import GMAIL_CLIP
 
 
 @dataclass(frozen=True)
@@ -16,9 +18,26 @@ class BuildResult:
     rendered: RenderedEmail
     out: Path
 
-    @property
-    def size_verdict(self) -> str:
-        return size_verdict(self.rendered.html_size)
+    def summary(self) -> list[str]:
+        rendered = self.rendered
+        return [f"built {display_path(self.out)}/",
+                f"  email.html  {format_size(rendered.html_size)}",
+                f"  email.txt   {format_size(len(rendered.text.encode()))}",
+                f"  assets/     {len(rendered.assets)} files"]
+
+    def size_finding(self) -> Problem | None:
+        """Gmail clips at 102 KB: an error there (the build is kept, to look at), a
+        warning near it."""
+        size, where = self.rendered.html_size, f"{display_path(self.out)}/email.html"
+        verdict = size_verdict(size)
+        if verdict == SizeVerdict.ERROR:
+            return Problem(where, None, f"{format_size(size)} reaches Gmail's "
+                           f"{GMAIL_CLIP // 1024} KB limit, where it clips the message; "
+                           "shorten the issue or move items to the web version")
+        if verdict == SizeVerdict.WARNING:
+            return Problem(where, None, f"{format_size(size)} is close to Gmail's "
+                           f"{GMAIL_CLIP // 1024} KB clipping limit", "warning")
+        return None
 
 
 def build_issue(folder: Path, config: Config, out_root: Path | None = None) -> BuildResult:

@@ -101,8 +101,8 @@ class Labels:
     """The fixed words of the templates, in the publication's language."""
 
     issue: str = key("format", "Issue {number}", fields=("number",))
-    greeting: str = key("format", "Hi", fields=("name",))
-    reader: str = key("str", "reader")
+    greeting: str = key("format", "Hi {name},", fields=("name",))
+    reader: str = key("str", "there")  # the greeting's {name} for a reader without one
     editor: str = key("str", "Editor")
     contributors: str = key("str", "Contributors")
     view_in_browser: str = key("str", "View in browser")
@@ -406,6 +406,13 @@ def email_address_problem(value: str) -> str | None:
         reason = str(exc).rstrip(".")
         return reason[:1].lower() + reason[1:]
     return None
+
+
+def value_problem(kind: str, value: str) -> str | None:
+    """What is wrong with a value of this kind ("line", "email", "language", …), or None:
+    for commands that write configuration (init) and check it as loading would."""
+    return _check(value, {"kind": kind, "choices": (), "low": None, "high": None,
+                          "fields": ()})
 
 
 def _check(value: Any, meta: Mapping[str, Any]) -> str | None:

@@ -7,8 +7,8 @@ English or Chinese, a .gitignore and an env.example.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import re
 import shutil
 from dataclasses import dataclass, field
 from datetime import date
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import jinja2
 
-from ..config import CONFIG_NAME
+from ..config import CONFIG_NAME, Labels, value_problem
 from ..errors import ConfigError, PipelineError, Problem, ProblemsError, display_path
 from ..render.templates import package_templates
 
@@ -26,23 +26,7 @@ SAMPLE_SLUG = "welcome"
 GITIGNORE = (".newsletter/", "build/", "outbox/", "site/", "logs/", "*.env", ".env")
 
 LABELS = {
-    "en": {
-        "issue": "Issue {number}",
-        "greeting": "Hi {name},",
-        "reader": "there",
-        "editor": "Editor",
-        "contributors": "Contributors",
-        "view_in_browser": "View in browser",
-        "unsubscribe": "Unsubscribe",
-        "links": "Links",
-        "why": "You receive this because you subscribed to {name}.",
-        "unsubscribe_prompt": "Stop receiving {name} at {email}?",
-        "unsubscribe_button": "Unsubscribe",
-        "unsubscribed": "{email} is unsubscribed from {name}. You will not receive another "
-                        "issue.",
-        "invalid_link": "This unsubscribe link is not valid. Use the link in your latest "
-                        "email, or reply to it and ask us.",
-    },
+    "en": dataclasses.asdict(Labels()),
     "zh": {
         "issue": "第 {number} 期",
         "greeting": "你好，{name}：",
@@ -88,13 +72,13 @@ def init_publication(folder: Path, today: date, name: str | None = None,
                             "another folder", path=display_path(config))
     if folder.exists() and not folder.is_dir():
         raise PipelineError("is a file, not a folder", path=display_path(folder))
-    if not re.fullmatch(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*", language):
+    if value_problem("language", language):
         raise PipelineError(f"--language '{language}' is not a language tag; write one like "
                             "en, de or zh-CN")
     lang = "zh" if language.lower().startswith("zh") else "en"
     name = (name or folder.resolve().name).strip()
-    if not name:
-        raise PipelineError("--name is empty; give the publication a name")
+    if not name or value_problem("line", name):
+        raise PipelineError("--name is empty or not one line; give the publication a name")
     sender_name, sender_email = parse_sender(sender, name)
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(STARTER), keep_trailing_newline=True,
@@ -127,7 +111,7 @@ def parse_sender(text: str | None, name: str) -> tuple[str, str]:
     if not text:
         return name, "newsletter@example.com"
     display, address = parseaddr(text)
-    if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", address or ""):
+    if not address or value_problem("email", address) or value_problem("line", display):
         raise PipelineError(f"--sender '{text}' is not an email address; write "
                             "'Name <you@example.com>' or just the address")
     return display.strip() or name, address

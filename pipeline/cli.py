@@ -406,6 +406,8 @@ def serve(app: App, host: str, port: int) -> None:
               help="Override `provider` of newsletter.toml.")
 @click.option("--resend-unknown", is_flag=True,
               help="Also send to recipients whose delivery is unknown after a crash.")
+@click.option("--force", is_flag=True,
+              help="Send even if `newsletter check` finds errors (never with --due).")
 @click.option("--due", is_flag=True,
               help="For cron: send every issue whose send_at has come and is not sent.")
 @click.option("--now", "now_text", metavar="TIME",
@@ -413,23 +415,25 @@ def serve(app: App, host: str, port: int) -> None:
 @pass_app
 @needs("NEWSLETTER_SECRET")
 def send(app: App, issue: str | None, test: bool, addresses: tuple[str, ...], dry_run: bool,
-         yes: bool, provider_name: str | None, resend_unknown: bool, due: bool,
+         yes: bool, provider_name: str | None, resend_unknown: bool, force: bool, due: bool,
          now_text: str | None) -> None:
     """Send ISSUE to every active subscriber, a --test to any address, or --due issues."""
-    _check_send_options(issue, test, addresses, dry_run, resend_unknown, due, now_text)
+    _check_send_options(issue, test, addresses, dry_run, resend_unknown or force, due,
+                        now_text)
     name = provider_name or app.config.provider
     if due:
         _send_due(app, name, now_text)
     elif test:
         _send_test(app, app.issue_folder(issue), name, addresses)
     else:
-        _send_audience(app, app.issue_folder(issue), name, dry_run, yes, resend_unknown)
+        _send_audience(app, app.issue_folder(issue), name, dry_run, yes, resend_unknown,
+                       force)
 
 
-def _check_send_options(issue, test, addresses, dry_run, resend_unknown, due, now_text):
-    if due and (issue or test or addresses or dry_run or resend_unknown):
+def _check_send_options(issue, test, addresses, dry_run, resend_or_force, due, now_text):
+    if due and (issue or test or addresses or dry_run or resend_or_force):
         raise click.UsageError("--due sends every due issue; it takes no ISSUE, --test, "
-                               "--to, --dry-run or --resend-unknown")
+                               "--to, --dry-run, --resend-unknown or --force")
     if now_text and not due:
         raise click.UsageError("--now goes with --due")
     if not due and not issue:
@@ -444,6 +448,7 @@ def _send_due(app: App, name: str, now_text: str | None) -> None:
     from .delivery.due import run_due
     from .delivery.providers import make_provider
     from .delivery.signals import stop_on_signals
+    from .editor.check import send_blockers
 
     config = app.config
     if now_text:
@@ -453,7 +458,8 @@ def _send_due(app: App, name: str, now_text: str | None) -> None:
         app.clock = lambda: moment
     with stop_on_signals() as stop:
         status = run_due(config, lambda: make_provider(name, config), app.runtime(stop),
-                         on_report=lambda report: _print_report(report, config))
+                         on_report=lambda report: _print_report(report, config),
+                         gate=send_blockers)
     raise click.exceptions.Exit(status)
 
 
@@ -471,11 +477,12 @@ def _send_test(app: App, folder: Path, name: str, addresses: tuple[str, ...]) ->
 
 
 def _send_audience(app: App, folder: Path, name: str, dry_run: bool, yes: bool,
-                   resend_unknown: bool) -> None:
+                   resend_unknown: bool, force: bool) -> None:
     from .delivery.due import send_now
     from .delivery.providers import make_provider
     from .delivery.send import plan_send
     from .delivery.signals import stop_on_signals
+    from .editor.check import send_blockers
 
     plan = plan_send(folder, app.config, name, app.now())
     if dry_run:
@@ -490,7 +497,7 @@ def _send_audience(app: App, folder: Path, name: str, dry_run: bool, yes: bool,
                       abort=True, err=True)
     with stop_on_signals() as stop:
         report = send_now(folder, app.config, make_provider(name, app.config),
-                          app.runtime(stop), resend_unknown)
+                          app.runtime(stop), resend_unknown, None if force else send_blockers)
     _print_report(report, app.config)
     if not report.ok:
         raise click.exceptions.Exit(ExitStatus.PARTIAL)
@@ -504,12 +511,12 @@ def _send_audience(app: App, folder: Path, name: str, dry_run: bool, yes: bool,
 @pass_app
 def schedule(app: App, issue: str, at: str | None, cancel: bool) -> None:
     """Set (or --cancel) ISSUE's send_at; cron's `send --due` sends it then."""
-    from .delivery.schedule import parse_time, set_send_at
+    from .delivery.schedule import parse_time, schedule_issue
 
     if bool(at) == cancel:
         raise click.UsageError("give either --at TIME or --cancel")
     when = None if cancel else parse_time(at, app.config)
-    path = set_send_at(app.issue_folder(issue), when)
+    path = schedule_issue(app.issue_folder(issue), app.config, when, app.now())
     click.echo(f"{display_path(path)}: " + (f"send_at {when.isoformat()}" if when else
                                             "schedule removed"))
 

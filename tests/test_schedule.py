@@ -6,6 +6,7 @@ import json
 import random
 import sqlite3
 import sys
+from datetime import UTC, datetime
 
 from pipeline.store import connect
 
@@ -50,6 +51,7 @@ def test_schedule_rejects_a_bad_time(run, project):
 
 
 def test_due_sends_what_has_come_oldest_first(run, audience, project):
+    run.now = datetime(2023, 12, 6, 0, 0, tzinfo=UTC)  # 08:00 in Shanghai: scheduled ahead
     run("schedule", ROUNDUP, "--at", "2023-12-06T08:30:00+08:00")
     run("schedule", ISSUE, "--at", "2023-12-06T09:00:00+08:00")
     result = run("send", "--due", "--now", "2023-12-06T09:05:00+08:00")
@@ -73,6 +75,7 @@ def test_an_issue_scheduled_for_tomorrow_is_not_sent(run, audience, project):
 
 
 def test_an_issue_seven_hours_late_is_refused_every_run(run, audience, project):
+    run.now = datetime(2023, 12, 5, 17, 0, tzinfo=UTC)  # 01:00 in Shanghai
     run("schedule", ISSUE, "--at", "2023-12-06T02:00:00+08:00")
     for _ in range(2):
         result = run("send", "--due", "--now", "2023-12-06T09:00:00+08:00")
@@ -82,6 +85,7 @@ def test_an_issue_seven_hours_late_is_refused_every_run(run, audience, project):
             "was 7h ago, more than max_lateness 6h; send it with `newsletter send "
             f"{ISSUE}` if it should still go out, or reschedule it\n")
     assert not (project / "outbox").exists()
+    run.now = datetime(2023, 12, 6, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
     status = run("status", ISSUE)
     assert status.stdout.startswith(f"{ISSUE}  late ")
     assert run("send", ISSUE, "--yes").exit_code == 0  # an explicit send still works

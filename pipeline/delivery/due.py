@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..config import Config
-from ..errors import ConfigError, ExitStatus, PipelineError, display_path
+from ..errors import ConfigError, ExitStatus, PipelineError, Problem, display_path
 from ..issue import issue_folders
 from ..store import connect
 from .ledger import Ledger
@@ -23,9 +23,24 @@ from .providers import Provider
 from .schedule import IssueState, format_delta, issue_state
 from .send import Runtime, SendReport, send_issue
 
+# What stops an issue from being sent (check's errors): injected by the caller, which
+# knows the editor's checks; this stage does not.
+Gate = Callable[[Path, Config], list[Problem]]
+
 
 class SendBusyError(PipelineError):
     """Another process holds the send lock of this database."""
+
+
+class SendRefusedError(PipelineError):
+    """The gate found errors in the issue: nothing was sent."""
+
+    def __init__(self, slug: str, problems: list[Problem]):
+        lines = [str(problem) for problem in problems]
+        lines.append(f"{slug}: not sent: `newsletter check` finds {len(problems)} "
+                     f"error{'s' if len(problems) > 1 else ''}; fix them, or send with --force")
+        super().__init__("\n".join(lines))
+        self.problems = problems
 
 
 class exclusive_send:
@@ -45,8 +60,12 @@ class exclusive_send:
 
 
 def send_now(folder: Path, config: Config, provider: Provider, rt: Runtime,
-             resend_unknown: bool = False) -> SendReport:
-    """`send ISSUE`: the whole audience now, or what an interrupted send left."""
+             resend_unknown: bool = False, gate: Gate | None = None) -> SendReport:
+    """`send ISSUE`: the whole audience now, or what an interrupted send left; refused
+    when the gate finds errors (a person may pass gate=None: --force)."""
+    problems = gate(folder, config) if gate else []
+    if problems:
+        raise SendRefusedError(folder.name, problems)
     with exclusive_send(config):
         return send_issue(folder, config, provider, rt, resend_unknown)
 
@@ -73,24 +92,27 @@ def due_issues(config: Config, db: sqlite3.Connection, now: datetime
 
 
 def run_due(config: Config, new_provider: Callable[[], Provider], rt: Runtime,
-            on_report: Callable[[SendReport], None] = lambda report: None) -> ExitStatus:
+            on_report: Callable[[SendReport], None] = lambda report: None,
+            gate: Gate | None = None) -> ExitStatus:
     """What cron runs. A run that finds another in progress says so and exits 0."""
     lock = SendLock(config.database)
     if not lock.acquire():
         rt.log(f"another send run is in progress (process {lock.holder()}); exiting")
         return ExitStatus.OK
     try:
-        return send_due(config, new_provider, rt, on_report)
+        return send_due(config, new_provider, rt, on_report, gate)
     finally:
         lock.release()
 
 
 def send_due(config: Config, new_provider: Callable[[], Provider], rt: Runtime,
-             on_report: Callable[[SendReport], None] = lambda report: None) -> ExitStatus:
+             on_report: Callable[[SendReport], None] = lambda report: None,
+             gate: Gate | None = None) -> ExitStatus:
     """What cron runs: every due issue, oldest first, and every interrupted send.
 
-    Late issues are refused and said so on every run; an unreadable issue is reported
-    and the others go on. The caller holds the send lock."""
+    Late issues, and issues the gate refuses, are not sent and said so on every run (no
+    --force here: nobody is watching); an unreadable issue is reported and the others go
+    on. The caller holds the send lock."""
     db = connect(config.database)
     now = rt.clock()
     due, late, invalid = due_issues(config, db, now)
@@ -109,6 +131,13 @@ def send_due(config: Config, new_provider: Callable[[], Provider], rt: Runtime,
         rt.log("nothing due")
     for state in due:
         when = state.send_at.isoformat() if state.send_at else "-"
+        problems = gate(state.folder, config) if gate else []
+        if problems:
+            rt.log(f"{state.slug}: not sent: `newsletter check` finds {len(problems)} "
+                   f"error{'s' if len(problems) > 1 else ''}, the first {problems[0]}; fix "
+                   "them and the next run sends it")
+            status = ExitStatus.PARTIAL
+            continue
         rt.log(f"{state.slug}: due at {when}; "
                f"{'resuming' if state.state == 'sending' else 'sending'}")
         try:

@@ -27,6 +27,28 @@ def parse_time(text: str, config: Config) -> datetime:
     return when
 
 
+def schedule_issue(folder: Path, config: Config, when: datetime | None, now: datetime
+                   ) -> Path:
+    """`schedule`: set send_at (or with None remove it). A time in the past is refused
+    (cron would send it at once, or refuse it as late), and so is an issue whose send has
+    started: it is never sent again, so a schedule would only mislead."""
+    if when is not None and when <= now:
+        raise PipelineError(f"--at {when.isoformat()} is in the past (it is now "
+                            f"{now.astimezone(when.tzinfo).isoformat(timespec='seconds')}); "
+                            "give a later time, or send it now with `newsletter send`")
+    if when is not None:
+        db = connect(config.database)
+        try:
+            record = Ledger(db).find(folder.name)
+        finally:
+            db.close()
+        if record is not None:
+            raise PipelineError(f"{folder.name}: its send started {record.started_at} "
+                                f"({record.total} readers) and it is never sent twice; "
+                                "there is nothing to schedule")
+    return set_send_at(folder, when)
+
+
 def set_send_at(folder: Path, when: datetime | None) -> Path:
     """Write (or with None remove) send_at in issue.yaml, leaving every other line and
     comment as it was."""

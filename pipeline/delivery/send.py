@@ -89,6 +89,11 @@ def send_issue(folder: Path, config: Config, provider: Provider, rt: Runtime,
     _require_unsubscribe_url(config)
     issue, email = prepared or prepare(folder, config)
     ledger = Ledger(connect(config.database))
+    if ledger.find(issue.slug) is None and not audience.count(ledger.db)["active"]:
+        ledger.db.close()
+        raise PipelineError(f"{issue.slug}: nobody to send to: the audience has no active "
+                            "readers; add some (newsletter audience import FILE) and send "
+                            "again")
     record, orphans = ledger.start(issue.slug, email.subject, provider.name, rt.clock())
     if orphans:
         rt.log(f"{issue.slug}: {orphans} recipients were in flight when a run stopped; "

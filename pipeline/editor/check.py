@@ -18,6 +18,7 @@ from ..issue import Issue, read_issue
 from ..render import FIELDS, PLACEHOLDER, RenderedEmail, SizeVerdict, render_issue, size_verdict
 from ..render.columns import display_width
 from ..render.mail import GMAIL_CLIP
+from .scaffold import SCAFFOLD_LINES
 
 SUBJECT_COLUMNS = 60
 PREHEADER_COLUMNS = 90
@@ -53,8 +54,25 @@ def lint(issue: Issue, rendered: RenderedEmail, config: Config) -> list[Problem]
     out: list[Problem] = []
     out += _metadata(issue, config)
     out += _content(issue, config)
+    out += _scaffold_text(issue)
     out += _output(issue, rendered, config)
     return out
+
+
+def send_blockers(folder: Path, config: Config) -> list[Problem]:
+    """What stops a send: the errors of `check` (never its warnings, never --online)."""
+    return [finding for finding in check_issue(folder, config) if finding.severity == "error"]
+
+
+def _scaffold_text(issue: Issue) -> Iterator[Problem]:
+    """Lines that `newsletter new` wrote as guidance and nobody replaced."""
+    for section in issue.sections:
+        if section.file is None:
+            continue
+        for number, line in enumerate(section.file.read_text(encoding="utf-8").split("\n"), 1):
+            if line.strip() in SCAFFOLD_LINES:
+                yield Problem(section.path, number, "text from `newsletter new` is still here; "
+                              "replace it with the issue's own words, or delete it")
 
 
 def _metadata(issue: Issue, config: Config) -> Iterator[Problem]:

@@ -46,6 +46,12 @@ Every "## " heading starts a new item.
 """
 
 
+# The guidance lines of the section template: `check` reports any left in an issue.
+SCAFFOLD_LINES = frozenset(
+    line.strip() for line in SECTION_TEMPLATE.split("---\n")[-1].splitlines()
+    if len(line.strip()) > 20)
+
+
 def new_issue(slug: str, config: Config, on: date) -> Path:
     if not re.fullmatch(r"[a-z0-9]+(?:-[a-z0-9]+)*", slug):
         raise PipelineError(f"'{slug}' is not a usable slug; use lower-case letters, digits "

@@ -541,16 +541,28 @@ def status(app: App, issue: str | None, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--check", is_flag=True,
+              help="Run the line once, as cron would (env -i, /bin/sh), and report.")
+@click.option("--systemd", is_flag=True, help="Print a systemd service and timer instead.")
 @pass_app
-def cron(app: App) -> None:
+def cron(app: App, check: bool, systemd: bool) -> None:
     """Print the crontab line that sends due issues every five minutes."""
     from .config import ENV_FILE
-    from .delivery.cron import cron_line, missing_under_cron
+    from .delivery.cron import cron_line, missing_under_cron, run_as_cron, systemd_units
 
-    click.echo(cron_line(app.config.root))
+    if check and systemd:
+        raise click.UsageError("give --check or --systemd, not both")
+    line = cron_line(app.config.root)
+    click.echo(systemd_units(app.config.root, app.config.name) if systemd else line)
     for secret in missing_under_cron(app.config):
-        click.echo(f"warning: cron's environment has no {secret}: put it in {ENV_FILE} "
-                   f"(mode 600), or every run exits 4", err=True)
+        click.echo(f"warning: {secret} is not in {ENV_FILE}: an unattended run (cron, "
+                   f"systemd) will not have it and exits 4; put it there (mode 600)", err=True)
+    if check:
+        ran = run_as_cron(line, app.config.root)
+        click.echo(f"ran it as cron would (env -i, /bin/sh, from the home folder): exit "
+                   f"{ran.status}; it wrote to logs/send.log:")
+        _echo([f"  {entry}" for entry in ran.log] or ["  (nothing)"])
+        raise click.exceptions.Exit(ran.status)
 
 
 def _print_report(report, config: Config) -> None:

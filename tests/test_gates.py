@@ -102,3 +102,72 @@ def test_an_empty_audience_is_an_error_that_leaves_the_issue_scheduled(run, proj
     later = run("send", "--due", "--now", "2023-12-06T09:10:00+08:00")
     assert later.exit_code == 0, later.output
     assert run("status", ISSUE).stdout.startswith(f"{ISSUE}  sent ")
+
+
+# --- cron, unattended ----------------------------------------------------------------
+
+
+def due_now(project) -> None:
+    """Schedule the issue a minute ago by the real clock (cron runs on it), and give the
+    project the secret the way an operator would for cron: the 0600 env file."""
+    import re
+
+    meta = project / "issues" / ISSUE / "issue.yaml"
+    moment = datetime.now(UTC).replace(microsecond=0).isoformat()
+    meta.write_text(re.sub(r"^date:.*$", lambda m: f"{m[0]}\nsend_at: {moment}",
+                           meta.read_text(encoding="utf-8"), count=1, flags=re.M),
+                    encoding="utf-8")
+    secrets = project / ".newsletter" / "env"
+    secrets.parent.mkdir(exist_ok=True)
+    secrets.write_text("NEWSLETTER_SECRET=cron-secret\n")
+    secrets.chmod(0o600)
+
+
+def test_the_printed_cron_line_pasted_into_sh_under_env_i_delivers_a_due_issue(run, audience,
+                                                                              project):
+    import subprocess
+
+    due_now(project)
+    line = run("cron").stdout.rstrip("\n")
+    command = line.split(" ", 5)[5].replace("\\%", "%")
+    ran = subprocess.run(["env", "-i", "/bin/sh", "-c", command], cwd="/", capture_output=True,
+                         text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    assert len(list((project / "outbox" / ISSUE).glob("*.eml"))) == 12
+    log = (project / "logs" / "send.log").read_text()
+    assert f"{ISSUE}: done through outbox: sent 12, failed 0, unknown 0" in log
+
+
+def test_cron_check_runs_the_line_as_cron_would_and_reports(run, audience, project):
+    due_now(project)
+    result = run("cron", "--check")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == run("cron").stdout.rstrip("\n")
+    assert lines[1] == ("ran it as cron would (env -i, /bin/sh, from the home folder): exit 0; "
+                        "it wrote to logs/send.log:")
+    assert any(f"{ISSUE}: due at " in entry for entry in lines[2:])
+    assert f"  {ISSUE}: done through outbox: sent 12, failed 0, unknown 0, skipped 0, " \
+           "pending 0 of 12" in lines
+    again = run("cron", "--check")  # nothing is due any more, nothing is sent twice
+    assert again.exit_code == 0 and again.stdout.splitlines()[2].endswith(" nothing due")
+    assert len(list((project / "outbox" / ISSUE).glob("*.eml"))) == 12
+
+
+def test_cron_check_reports_a_missing_secret_with_its_exit_status(run, audience, project):
+    result = run("cron", "--check")
+    assert result.exit_code == 4
+    assert result.stdout.splitlines()[2] == (
+        "  newsletter.toml: NEWSLETTER_SECRET is not set (the long random string that signs "
+        "unsubscribe links); export it, or put it in .newsletter/env (mode 600)")
+
+
+def test_cron_systemd_prints_a_service_and_a_timer(run, project):
+    import sys
+
+    units = run("cron", "--systemd").stdout
+    assert f"WorkingDirectory={project}\n" in units
+    assert f"ExecStart={sys.executable} -m pipeline send --due\n" in units
+    assert "Type=oneshot" in units and "OnCalendar=*:0/5" in units
+    assert units.index("# /etc/systemd/system/newsletter-send.service") < \
+        units.index("# /etc/systemd/system/newsletter-send.timer")

@@ -267,8 +267,9 @@ def test_the_printed_cron_line_runs_as_printed(here, how):
     assert fields[:5] == ["*/5", "*", "*", "*", "*"]
     as_cron_runs_it = fields[5].replace("\\%", "%")  # cron unescapes \% before /bin/sh
     bare = {"PATH": "/usr/bin:/bin", "HOME": str(here), "SHELL": "/bin/sh", "LANG": "C.UTF-8"}
-    assert printed.stderr == ("warning: cron's environment has no NEWSLETTER_SECRET: put it "
-                              "in .newsletter/env (mode 600), or every run exits 4\n")
+    assert printed.stderr == ("warning: NEWSLETTER_SECRET is not in .newsletter/env: an "
+                              "unattended run (cron, systemd) will not have it and exits 4; "
+                              "put it there (mode 600)\n")
 
     def run_as_cron():
         return subprocess.run(["/bin/sh", "-c", as_cron_runs_it], cwd="/", env=bare,

@@ -6,14 +6,13 @@ Nothing here sends; ``delivery.due`` decides what `send --due` sends.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from ..config import Config
-from ..errors import IssueError, PipelineError, Problems, display_path
-from ..issue import ISSUE_FILE, issue_folders, parse_send_at, read_metadata
+from ..errors import IssueError, PipelineError, Problems
+from ..issue import ISSUE_FILE, issue_folders, parse_send_at, read_metadata, set_key
 from ..store import connect
 from .ledger import Ledger
 
@@ -31,27 +30,7 @@ def set_send_at(folder: Path, when: datetime | None) -> Path:
     """Write (or with None remove) send_at in issue.yaml, leaving every other line and
     comment as it was."""
     path = folder / ISSUE_FILE
-    if not path.is_file():
-        raise PipelineError("missing; is this an issue folder?", path=display_path(path))
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    pattern = re.compile(r"^send_at\s*:(?P<value>[^#\n]*)(?P<rest>#.*)?$")
-    found = [n for n, line in enumerate(lines) if pattern.match(line.rstrip("\n"))]
-    if when is None:
-        for n in reversed(found):
-            del lines[n]
-    else:
-        value = when.isoformat()
-        if found:
-            match = pattern.match(lines[found[0]].rstrip("\n"))
-            comment = f"  {match['rest']}" if match and match["rest"] else ""
-            lines[found[0]] = f"send_at: {value}{comment}\n"
-        else:
-            after = next((n for n, line in enumerate(lines) if line.startswith("date:")),
-                         len(lines) - 1)
-            if lines and not lines[-1].endswith("\n"):
-                lines[-1] += "\n"
-            lines.insert(after + 1, f"send_at: {value}\n")
-    path.write_text("".join(lines), encoding="utf-8")
+    set_key(path, "send_at", when.isoformat() if when else None, after="date")
     return path
 
 

@@ -504,12 +504,12 @@ def _send_audience(app: App, folder: Path, name: str, dry_run: bool, yes: bool,
 @pass_app
 def schedule(app: App, issue: str, at: str | None, cancel: bool) -> None:
     """Set (or --cancel) ISSUE's send_at; cron's `send --due` sends it then."""
-    from .delivery.schedule import parse_time, set_send_at
+    from .delivery.schedule import parse_time, schedule_issue
 
     if bool(at) == cancel:
         raise click.UsageError("give either --at TIME or --cancel")
     when = None if cancel else parse_time(at, app.config)
-    path = set_send_at(app.issue_folder(issue), when)
+    path = schedule_issue(app.issue_folder(issue), when, app.config)
     click.echo(f"{display_path(path)}: " + (f"send_at {when.isoformat()}" if when else
                                             "schedule removed"))
 

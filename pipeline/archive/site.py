@@ -15,7 +15,7 @@ from pathlib import Path
 from ..config import Config
 from ..delivery.ledger import Ledger
 from ..errors import ConfigError
-from ..issue import Issue, issue_folders, read_issue, read_metadata
+from ..issue import Issue, issue_folders, issue_ids, read_issue, read_metadata
 from ..render import template_env
 from ..render.assets import copy_assets, issue_assets
 from ..render.pages import page_context, site_image_url
@@ -35,13 +35,15 @@ def published_issues(config: Config) -> list[Issue]:
     """Sent or `publish: true`, newest first."""
     db = connect(config.database)
     ledger = Ledger(db)
+    ids = issue_ids(config)
     chosen = []
     for folder in issue_folders(config):
-        meta, _ = read_metadata(folder, config)
-        record = ledger.find(folder.name)
+        meta, _ = read_metadata(folder, config, ids)
+        keys = ids.ledger_keys(meta["id"], folder)
+        record = ledger.find(keys[0], keys[1:])
         sent = bool(record and ledger.counts(record.id)["sent"])
         if meta.get("publish") or sent:
-            chosen.append(read_issue(folder, config))
+            chosen.append(read_issue(folder, config, ids))
     db.close()
     return sorted(chosen, key=lambda i: (i.date, i.number), reverse=True)
 
@@ -65,7 +67,7 @@ def publish_site(config: Config, out: Path) -> SiteReport:
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir(parents=True)
     for issue in issues:
-        folder = building / issue.slug
+        folder = building / issue.id
         folder.mkdir()
         copy_assets(issue_assets(issue), folder)
         context = page_context(issue, site_image_url(issue, ""))
@@ -73,7 +75,7 @@ def publish_site(config: Config, out: Path) -> SiteReport:
             **common, **context, date=issue.date.isoformat(),
             issue_label=issue_label(issue, config))
         (folder / "index.html").write_text(html, encoding="utf-8")
-    entries = [{"slug": i.slug, "title": i.title, "date": i.date.isoformat(),
+    entries = [{"slug": i.id, "title": i.title, "date": i.date.isoformat(),
                 "preheader": i.preheader, "issue_label": issue_label(i, config)}
                for i in issues]
     (building / "index.html").write_text(
@@ -82,7 +84,7 @@ def publish_site(config: Config, out: Path) -> SiteReport:
     (building / "feed.xml").write_bytes(atom_feed(issues, config, env, common))
     shutil.rmtree(out, ignore_errors=True)  # a draft published by mistake leaves with it
     building.rename(out)
-    return SiteReport(out, [i.slug for i in issues])
+    return SiteReport(out, [i.id for i in issues])
 
 
 def atom_feed(issues: list[Issue], config: Config, env, common: dict) -> bytes:
@@ -107,7 +109,7 @@ def atom_feed(issues: list[Issue], config: Config, env, common: dict) -> bytes:
     add(author, "name", config.sender.name)
     fragment = env.get_template("web/_content.html.j2")
     for issue, when in zip(issues, times, strict=True):
-        url = f"{base}/{issue.slug}/"
+        url = f"{base}/{issue.id}/"  # also the entry's Atom id: it never changes
         entry = add(feed, "entry")
         add(entry, "title", issue.title)
         add(entry, "id", url)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..errors import ConfigError, ExitStatus, PipelineError, display_path
-from ..issue import issue_folders
+from ..issue import issue_folders, issue_ids
 from ..store import connect
 from .ledger import Ledger
 from .lock import SendLock
@@ -59,9 +59,10 @@ def due_issues(config: Config, db: sqlite3.Connection, now: datetime
     a send of it was interrupted. One more than max_lateness past send_at is refused
     unless its send had already started."""
     ledger = Ledger(db)
+    ids = issue_ids(config)
     due, late, invalid = [], [], []
     for folder in issue_folders(config):
-        state = issue_state(folder, config, ledger, now)
+        state = issue_state(folder, config, ledger, now, ids)
         if state.state == "invalid":
             invalid.append(state)
         elif state.state in ("due", "sending"):  # an interrupted send resumes, scheduled or not

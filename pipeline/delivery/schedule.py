@@ -12,7 +12,16 @@ from pathlib import Path
 
 from ..config import Config
 from ..errors import IssueError, PipelineError, Problems
-from ..issue import ISSUE_FILE, issue_folders, parse_send_at, read_metadata, set_key
+from ..issue import (
+    ISSUE_FILE,
+    IssueIds,
+    issue_folders,
+    issue_ids,
+    parse_send_at,
+    read_metadata,
+    record_id,
+    set_key,
+)
 from ..store import connect
 from .ledger import Ledger
 
@@ -34,10 +43,20 @@ def set_send_at(folder: Path, when: datetime | None) -> Path:
     return path
 
 
+def schedule_issue(folder: Path, when: datetime | None, config: Config) -> Path:
+    """`schedule`: send_at written (or removed); a schedule records the issue's id too,
+    so that the folder can be renamed before or after cron sends it."""
+    if when is not None:
+        meta, lines = read_metadata(folder, config)
+        if "id" not in lines:
+            record_id(folder, meta["id"])
+    return set_send_at(folder, when)
+
+
 @dataclass
 class IssueState:
     folder: Path
-    slug: str
+    slug: str  # the folder's name
     number: int | None
     title: str
     send_at: datetime | None
@@ -49,6 +68,8 @@ class IssueState:
     total: int = 0
     problem: str = ""
     unknown: list[str] = field(default_factory=list)  # addresses, when asked for
+    id: str = ""  # the issue's id: what the ledger keys its send on
+    ledger_keys: tuple[str, ...] = ()
 
     def summary(self) -> list[str]:
         """The line `status` prints, and the addresses whose delivery is unknown."""
@@ -60,6 +81,8 @@ class IssueState:
                      f"{c['failed']}, unknown {c['unknown']}, pending {c['pending']}"
                      f"  started {self.started_at}"
                      + (f" finished {self.finished_at}" if self.finished_at else ""))
+        if self.id not in ("", self.slug):
+            line += f"  id {self.id}"
         if self.problem:
             line += f"  {self.problem}"
         unknown = [f"  unknown (resend with `newsletter send {self.slug} --resend-unknown`):",
@@ -67,7 +90,8 @@ class IssueState:
         return [line, *unknown]
 
     def as_json(self) -> dict:
-        return {"issue": self.slug, "number": self.number, "title": self.title,
+        return {"issue": self.slug, "id": self.id or None, "number": self.number,
+                "title": self.title,
                 "send_at": self.send_at.isoformat() if self.send_at else None,
                 "state": self.state, "provider": self.provider or None,
                 "started_at": self.started_at, "finished_at": self.finished_at,
@@ -83,10 +107,12 @@ def issue_states(config: Config, folders: list[Path] | None, now: datetime,
     db = connect(config.database)
     try:
         ledger = Ledger(db)
-        states = [issue_state(folder, config, ledger, now)
+        ids = issue_ids(config)
+        states = [issue_state(folder, config, ledger, now, ids)
                   for folder in (issue_folders(config) if folders is None else folders)]
         for state in states if list_unknown else []:
-            record = ledger.find(state.slug) if state.counts.get("unknown") else None
+            record = ledger.find(state.id, state.ledger_keys[1:]) \
+                if state.counts.get("unknown") else None
             if record:
                 state.unknown = [row["email"] for row in ledger.rows(record.id, "unknown")]
         return states
@@ -94,15 +120,18 @@ def issue_states(config: Config, folders: list[Path] | None, now: datetime,
         db.close()
 
 
-def issue_state(folder: Path, config: Config, ledger: Ledger, now: datetime) -> IssueState:
+def issue_state(folder: Path, config: Config, ledger: Ledger, now: datetime,
+                ids: IssueIds | None = None) -> IssueState:
+    ids = ids or issue_ids(config)
     try:
-        meta, _ = read_metadata(folder, config)
+        meta, _ = read_metadata(folder, config, ids)
     except IssueError as exc:
         return IssueState(folder, folder.name, None, "", None, "invalid",
                           problem=exc.format_message().splitlines()[0])
+    keys = ids.ledger_keys(meta["id"], folder)
     state = IssueState(folder, folder.name, meta.get("number"), meta.get("title", ""),
-                       meta.get("send_at"), "draft")
-    record = ledger.find(folder.name)
+                       meta.get("send_at"), "draft", id=meta["id"], ledger_keys=keys)
+    record = ledger.find(keys[0], keys[1:])
     if record:
         counts = ledger.counts(record.id)
         state.provider, state.started_at = record.provider, record.started_at

@@ -31,28 +31,50 @@ class SiteReport:
     issues: list[str]
 
 
-def published_issues(config: Config) -> list[Issue]:
+@dataclass(frozen=True)
+class Published:
+    """An issue on the site, dated by when it was sent: its send's start and end in
+    the ledger; for an issue published without a send, its send_at or its date."""
+
+    issue: Issue
+    published: datetime
+    updated: datetime
+
+
+def published_issues(config: Config) -> list[Published]:
     """Sent or `publish: true`, newest first."""
     db = connect(config.database)
-    ledger = Ledger(db)
-    ids = issue_ids(config)
-    chosen = []
-    for folder in issue_folders(config):
-        meta, _ = read_metadata(folder, config, ids)
-        keys = ids.ledger_keys(meta["id"], folder)
-        record = ledger.find(keys[0], keys[1:])
-        sent = bool(record and ledger.counts(record.id)["sent"])
-        if meta.get("publish") or sent:
-            chosen.append(read_issue(folder, config, ids))
-    db.close()
-    return sorted(chosen, key=lambda i: (i.date, i.number), reverse=True)
+    try:
+        ledger = Ledger(db)
+        ids = issue_ids(config)
+        chosen = []
+        for folder in issue_folders(config):
+            meta, _ = read_metadata(folder, config, ids)
+            keys = ids.ledger_keys(meta["id"], folder)
+            record = ledger.find(keys[0], keys[1:])
+            if record and ledger.counts(record.id)["sent"]:
+                started = datetime.fromisoformat(record.started_at)
+                finished = datetime.fromisoformat(record.finished_at or record.started_at)
+                chosen.append(Published(read_issue(folder, config, ids), started, finished))
+            elif meta.get("publish"):
+                issue = read_issue(folder, config, ids)
+                when = scheduled_time(issue, config)
+                chosen.append(Published(issue, when, when))
+    finally:
+        db.close()
+    return sorted(chosen, key=lambda p: (p.published, p.issue.number), reverse=True)
 
 
-def issue_time(issue: Issue, config: Config) -> datetime:
+def scheduled_time(issue: Issue, config: Config) -> datetime:
+    """The time of an issue published without a send: its send_at, or its date."""
     if issue.send_at:
         return issue.send_at
-    return datetime.combine(issue.date, time(0, 0), tzinfo=config.zone or
-                            datetime.now().astimezone().tzinfo)
+    return datetime.combine(issue.date, time(0, 0), tzinfo=site_zone(config))
+
+
+def site_zone(config: Config):
+    """The zone the site shows times in: the publication's, else this machine's."""
+    return config.zone or datetime.now().astimezone().tzinfo
 
 
 def publish_site(config: Config, out: Path) -> SiteReport:
@@ -60,34 +82,40 @@ def publish_site(config: Config, out: Path) -> SiteReport:
     if not base:
         raise ConfigError.one(config.path.name, "archive_url is not set; the site and its feed "
                                                 "need the address they are served at")
-    issues = published_issues(config)
+    entries = published_issues(config)
+    zone = site_zone(config)
+
+    def day(when: datetime) -> str:
+        return when.astimezone(zone).date().isoformat()
+
     env = template_env(config)
     common = base_context(config)
     building = out.with_name(out.name + ".building")
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir(parents=True)
-    for issue in issues:
+    for entry in entries:
+        issue = entry.issue
         folder = building / issue.id
         folder.mkdir()
         copy_assets(issue_assets(issue), folder)
         context = page_context(issue, site_image_url(issue, ""))
         html = env.get_template("web/issue.html.j2").render(
-            **common, **context, date=issue.date.isoformat(),
+            **common, **context, date=day(entry.published),
             issue_label=issue_label(issue, config))
         (folder / "index.html").write_text(html, encoding="utf-8")
-    entries = [{"slug": i.id, "title": i.title, "date": i.date.isoformat(),
-                "preheader": i.preheader, "issue_label": issue_label(i, config)}
-               for i in issues]
+    index = [{"slug": e.issue.id, "title": e.issue.title, "date": day(e.published),
+              "preheader": e.issue.preheader, "issue_label": issue_label(e.issue, config)}
+             for e in entries]
     (building / "index.html").write_text(
-        env.get_template("web/index.html.j2").render(**common, entries=entries),
+        env.get_template("web/index.html.j2").render(**common, entries=index),
         encoding="utf-8")
-    (building / "feed.xml").write_bytes(atom_feed(issues, config, env, common))
+    (building / "feed.xml").write_bytes(atom_feed(entries, config, env, common))
     shutil.rmtree(out, ignore_errors=True)  # a draft published by mistake leaves with it
     building.rename(out)
-    return SiteReport(out, [i.id for i in issues])
+    return SiteReport(out, [e.issue.id for e in entries])
 
 
-def atom_feed(issues: list[Issue], config: Config, env, common: dict) -> bytes:
+def atom_feed(entries: list[Published], config: Config, env, common: dict) -> bytes:
     base = config.archive_url
     ET.register_namespace("", ATOM)
     feed = ET.Element(f"{{{ATOM}}}feed", {"{http://www.w3.org/XML/1998/namespace}lang":
@@ -103,19 +131,25 @@ def atom_feed(issues: list[Issue], config: Config, env, common: dict) -> bytes:
     add(feed, "id", f"{base}/")
     add(feed, "link", rel="self", href=f"{base}/feed.xml")
     add(feed, "link", rel="alternate", type="text/html", href=f"{base}/")
-    times = [issue_time(i, config) for i in issues]
-    add(feed, "updated", max(times).isoformat() if times else "1970-01-01T00:00:00+00:00")
+    zone = site_zone(config)
+
+    def stamp(when: datetime) -> str:
+        return when.astimezone(zone).isoformat()
+
+    updated = max((e.updated for e in entries), default=None)
+    add(feed, "updated", stamp(updated) if updated else "1970-01-01T00:00:00+00:00")
     author = add(feed, "author")
     add(author, "name", config.sender.name)
     fragment = env.get_template("web/_content.html.j2")
-    for issue, when in zip(issues, times, strict=True):
+    for published in entries:
+        issue = published.issue
         url = f"{base}/{issue.id}/"  # also the entry's Atom id: it never changes
         entry = add(feed, "entry")
         add(entry, "title", issue.title)
         add(entry, "id", url)
         add(entry, "link", rel="alternate", type="text/html", href=url)
-        add(entry, "published", when.isoformat())
-        add(entry, "updated", when.isoformat())
+        add(entry, "published", stamp(published.published))
+        add(entry, "updated", stamp(published.updated))
         if issue.preheader:
             add(entry, "summary", issue.preheader)
         for tag in issue.tags:

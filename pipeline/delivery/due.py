@@ -74,26 +74,29 @@ def due_issues(config: Config, db: sqlite3.Connection, now: datetime
 
 
 def run_due(config: Config, new_provider: Callable[[], Provider], rt: Runtime,
-            on_report: Callable[[SendReport], None] = lambda report: None) -> ExitStatus:
-    """What cron runs. A run that finds another in progress says so and exits 0."""
+            on_report: Callable[[SendReport], None] = lambda report: None,
+            now: datetime | None = None) -> ExitStatus:
+    """What cron runs. A run that finds another in progress says so and exits 0.
+    ``now``: the time to decide what is due at (default: the runtime's clock)."""
     lock = SendLock(config.database)
     if not lock.acquire():
         rt.log(f"another send run is in progress (process {lock.holder()}); exiting")
         return ExitStatus.OK
     try:
-        return send_due(config, new_provider, rt, on_report)
+        return send_due(config, new_provider, rt, on_report, now)
     finally:
         lock.release()
 
 
 def send_due(config: Config, new_provider: Callable[[], Provider], rt: Runtime,
-             on_report: Callable[[SendReport], None] = lambda report: None) -> ExitStatus:
+             on_report: Callable[[SendReport], None] = lambda report: None,
+             now: datetime | None = None) -> ExitStatus:
     """What cron runs: every due issue, oldest first, and every interrupted send.
 
     Late issues are refused and said so on every run; an unreadable issue is reported
     and the others go on. The caller holds the send lock."""
     db = connect(config.database)
-    now = rt.clock()
+    now = now or rt.clock()
     due, late, invalid = due_issues(config, db, now)
     db.close()
     status = ExitStatus.OK

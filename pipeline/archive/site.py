@@ -56,7 +56,7 @@ def published_issues(config: Config) -> list[Published]:
         for folder in issue_folders(config):
             meta, _ = read_metadata(folder, config, ids)
             keys = ids.ledger_keys(meta["id"], folder)
-            record = ledger.find(keys[0], keys[1:])
+            record = ledger.find(*keys)
             if record and ledger.counts(record.id)["sent"]:
                 started = datetime.fromisoformat(record.started_at)
                 finished = datetime.fromisoformat(record.finished_at or record.started_at)

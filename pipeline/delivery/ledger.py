@@ -57,9 +57,9 @@ class Ledger:
         self.db = db
         self.cursor: dict[int, int] = {}  # send id -> the last subscriber id claimed
 
-    def find(self, issue: str, former: Sequence[str] = ()) -> SendRecord | None:
+    def find(self, issue: str, *former: str) -> SendRecord | None:
         """The send of the issue with this id, or one recorded under a former key of it
-        (the folder's name it was sent under before it had an id)."""
+        (the folder's name it was sent under before it had an id): ``find(*keys)``."""
         for key in (issue, *former):
             row = self.db.execute("SELECT * FROM sends WHERE issue = ?", (key,)).fetchone()
             if row:
@@ -72,7 +72,7 @@ class Ledger:
         under a former key, and re-keyed to the id); and how many rows a dead run had
         left in flight (now ``unknown``)."""
         with transaction(self.db):
-            known = self.find(issue, former)
+            known = self.find(issue, *former)
             if known is not None and known.issue != issue:
                 self.db.execute("UPDATE sends SET issue = ? WHERE id = ?", (issue, known.id))
             if known is None:

@@ -111,8 +111,7 @@ def issue_states(config: Config, folders: list[Path] | None, now: datetime,
         states = [issue_state(folder, config, ledger, now, ids)
                   for folder in (issue_folders(config) if folders is None else folders)]
         for state in states if list_unknown else []:
-            record = ledger.find(state.id, state.ledger_keys[1:]) \
-                if state.counts.get("unknown") else None
+            record = ledger.find(*state.ledger_keys) if state.counts.get("unknown") else None
             if record:
                 state.unknown = [row["email"] for row in ledger.rows(record.id, "unknown")]
         return states
@@ -131,7 +130,7 @@ def issue_state(folder: Path, config: Config, ledger: Ledger, now: datetime,
     keys = ids.ledger_keys(meta["id"], folder)
     state = IssueState(folder, folder.name, meta.get("number"), meta.get("title", ""),
                        meta.get("send_at"), "draft", id=meta["id"], ledger_keys=keys)
-    record = ledger.find(keys[0], keys[1:])
+    record = ledger.find(*keys)
     if record:
         counts = ledger.counts(record.id)
         state.provider, state.started_at = record.provider, record.started_at

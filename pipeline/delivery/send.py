@@ -216,7 +216,7 @@ def plan_send(folder: Path, config: Config, provider_name: str, now: datetime) -
     db = connect(config.database)
     try:
         ledger = Ledger(db)
-        record = ledger.find(issue.id, issue.ledger_keys[1:])
+        record = ledger.find(*issue.ledger_keys)
         if record:
             counts = ledger.counts(record.id)
             remaining, done = counts["pending"], counts["sent"]

@@ -176,9 +176,11 @@ def forget_the_id(meta: Path) -> None:
 
 def test_a_send_keyed_by_folder_name_still_matches(run, audience, project):
     meta = project / "issues" / ISSUE / "issue.yaml"
-    run("send", ISSUE, "--yes")
+    run("schedule", ISSUE, "--at", "2023-12-06T15:30:00+08:00")  # half an hour ago
+    run("send", "--due")
     forget_the_id(meta)  # the ledger holds the folder's name, as before ids existed
     assert sends(project) == [(ISSUE, "done")]
+    assert run("send", "--due").stderr == "2023-12-06T08:00:00+00:00 nothing due\n"
     again = run("send", ISSUE, "--yes")
     assert again.stdout == f"{ISSUE}: already sent on 2023-12-06 to 12 readers; nothing to send\n"
     assert f"id: {ISSUE}{RECORDED}" in meta.read_text()  # recorded now: a rename is safe
@@ -187,11 +189,14 @@ def test_a_send_keyed_by_folder_name_still_matches(run, audience, project):
 
 def test_an_id_added_by_hand_after_a_send_finds_the_send_and_rekeys_it(run, audience, project):
     meta = project / "issues" / ISSUE / "issue.yaml"
-    run("send", ISSUE, "--yes")
+    run("schedule", ISSUE, "--at", "2023-12-06T15:30:00+08:00")  # half an hour ago
+    run("send", "--due")
     forget_the_id(meta)
     meta.write_text(meta.read_text() + "id: ai-productivity-09\n")
     status = run("status", ISSUE).stdout  # found under the folder's name, read-only
     assert status.startswith(f"{ISSUE}  sent ") and "sent 12" in status
+    due = run("send", "--due")  # due by its send_at, were its send not found
+    assert due.exit_code == 0 and due.stderr == "2023-12-06T08:00:00+00:00 nothing due\n"
     assert sends(project) == [(ISSUE, "done")]
     again = run("send", ISSUE, "--yes")
     assert again.exit_code == 0
@@ -199,8 +204,7 @@ def test_an_id_added_by_hand_after_a_send_finds_the_send_and_rekeys_it(run, audi
                             "nothing to send\n")
     assert sends(project) == [("ai-productivity-09", "done")]  # re-keyed to the id
     (project / "issues" / ISSUE).rename(project / "issues" / "2023-12-07-renamed")
-    due = run("send", "--due")
-    assert due.exit_code == 0 and not due.stdout
+    assert run("send", "--due").stderr == "2023-12-06T08:00:00+00:00 nothing due\n"
     assert run("send", "2023-12-07-renamed", "--yes").stdout.startswith(
         "ai-productivity-09: already sent on 2023-12-06")
     assert len(emls(project)) == READERS

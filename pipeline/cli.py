@@ -411,7 +411,8 @@ def serve(app: App, host: str, port: int) -> None:
 @click.option("--due", is_flag=True,
               help="For cron: send every issue whose send_at has come and is not sent.")
 @click.option("--now", "now_text", metavar="TIME",
-              help="With --due: the time to take as now (ISO 8601), for tests and catch-up.")
+              help="With --due: the time to decide what is due at (ISO 8601), for tests and "
+                   "catch-up; messages and the ledger still carry the real time.")
 @pass_app
 @needs("NEWSLETTER_SECRET")
 def send(app: App, issue: str | None, test: bool, addresses: tuple[str, ...], dry_run: bool,
@@ -451,15 +452,17 @@ def _send_due(app: App, name: str, now_text: str | None) -> None:
     from .editor.check import send_blockers
 
     config = app.config
-    if now_text:
-        from .delivery.schedule import parse_time
-
-        moment = parse_time(now_text, config)
-        app.clock = lambda: moment
     with stop_on_signals() as stop:
-        status = run_due(config, lambda: make_provider(name, config), app.runtime(stop),
+        rt = app.runtime(stop)  # the real clock: the ledger's times, each message's Date
+        as_of = None
+        if now_text:
+            from .delivery.schedule import parse_time
+
+            as_of = parse_time(now_text, config)
+            app.clock = lambda: as_of  # what is due, and the log's stamps
+        status = run_due(config, lambda: make_provider(name, config), rt,
                          on_report=lambda report: _print_report(report, config),
-                         gate=send_blockers)
+                         gate=send_blockers, now=as_of)
     raise click.exceptions.Exit(status)
 
 

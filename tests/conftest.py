@@ -4,6 +4,7 @@ with an injected environment and clock (nothing is patched)."""
 from __future__ import annotations
 
 import shutil
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -45,6 +46,16 @@ class Runner:
         self.env: dict[str, str] = {"NEWSLETTER_SECRET": SECRET}
         self.now = NOW
         self.sleep = FakeSleep()
+
+    @contextmanager
+    def at(self, moment: datetime):
+        """``with run.at(moment):`` commands run as if it were that time (a schedule is
+        set ahead of the time it is for)."""
+        saved, self.now = self.now, moment
+        try:
+            yield
+        finally:
+            self.now = saved
 
     def __call__(self, *args: str, input: str | None = None, env: dict | None = None):
         app = App(self.project / "newsletter.toml", env={**self.env, **(env or {})},

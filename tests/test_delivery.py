@@ -74,7 +74,7 @@ def test_sending_again_sends_nobody_twice(run, audience, project):
     run("send", ISSUE, "--yes")
     again = run("send", ISSUE, "--yes")
     assert again.exit_code == 0
-    assert again.stdout.startswith(f"{ISSUE}: done through outbox: sent 12, failed 0")
+    assert again.stdout == f"{ISSUE}: already sent on 2023-12-06 to 12 readers; nothing to send\n"
     assert len(list((project / "outbox" / ISSUE).glob("*.eml"))) == READERS
 
 

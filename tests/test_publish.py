@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlparse
@@ -137,3 +138,67 @@ def test_index_and_issue_page_fit_a_phone(run, project, browser, static_server):
     assert page.locator("h1").inner_text() == "AI生产力快报｜09"
     assert page.evaluate("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
     page.close()
+
+
+# --- publish --out only ever deletes what it wrote -------------------------------------
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+
+
+def test_publish_replaces_only_its_own_output(run, project):
+    assert run("publish").exit_code == 0
+    marker = (project / "site" / ".newsletter-site").read_text()
+    assert "index.html\n" in marker and f"{ROUNDUP}/images/cover.png\n" in marker
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (project / "site").stat().st_mode & 0o777 == 0o777 & ~umask  # a web server reads it
+    meta = project / "issues" / ROUNDUP / "issue.yaml"
+    meta.write_text(meta.read_text().replace("publish: true\n", ""))  # unpublished
+    assert run("publish").exit_code == 0
+    assert not (project / "site" / ROUNDUP).exists()  # left with the rest of the old site
+    assert [p.name for p in project.iterdir() if p.name.startswith(".site")] == []
+    # an empty folder is taken, and marked as publish's from then on
+    (project / "public").mkdir()
+    assert run("publish", "--out", "public").exit_code == 0
+    assert (project / "public" / ".newsletter-site").is_file()
+
+
+def test_publish_refuses_a_folder_it_did_not_write(run, project, tmp_path_factory, monkeypatch):
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    (home / "notes.txt").write_text("mine")
+    blog = project / "blog"
+    blog.mkdir()
+    (blog / "post.md").write_text("my post")
+    before = listing(project)
+    own = "; give --out a folder of its own, like site\n"
+    refusals = {
+        "/": "/: is the root folder" + own,
+        str(home): f"{home}: is your home folder" + own,
+        ".": ".: is the project folder (it holds newsletter.toml)" + own,
+        "..": f"{project.parent}: holds the project folder {project}" + own,
+        "../..": f"{project.parent.parent}: holds the project folder {project}" + own,
+        "issues": "issues: is the issues folder" + own,
+        f"issues/{ISSUE}": f"issues/{ISSUE}: is inside the issues folder" + own,
+        "blog": "blog: is not empty and was not written by `newsletter publish` (it has no "
+                ".newsletter-site); choose a new or empty folder\n",
+    }
+    for out, message in refusals.items():
+        result = run("publish", "--out", out)
+        assert result.exit_code == 1, (out, result.output)
+        assert result.stderr == message
+    assert listing(project) == before and (blog / "post.md").read_text() == "my post"
+    assert listing(home) == ["notes.txt"]
+
+    # a folder publish wrote, to which someone added a file: that file is not its to delete
+    assert run("publish", "--out", "site").exit_code == 0
+    (project / "site" / "CNAME").write_text("news.example.com\n")
+    (project / "site" / ISSUE / "notes").mkdir()
+    result = run("publish", "--out", "site")
+    assert result.exit_code == 1
+    assert result.stderr == (f"site: holds files that `newsletter publish` did not write "
+                             f"({ISSUE}/notes, CNAME); move them out of it, or publish to "
+                             "another folder\n")
+    assert (project / "site" / "CNAME").read_text() == "news.example.com\n"

@@ -34,13 +34,16 @@ def test_schedule_writes_send_at_and_keeps_other_lines(run, project):
     result = run("schedule", ISSUE, "--at", "2023-12-07 09:00")  # local: Asia/Shanghai
     assert result.stdout == (f"issues/{ISSUE}/issue.yaml: send_at 2023-12-07T09:00:00+08:00\n")
     after = meta.read_text()
+    # the first schedule also records the issue's id (derived from its folder's name)
+    recorded = f"id: {ISSUE}  # recorded by newsletter: keep it when you rename the folder\n"
     assert after == before.replace("date: 2023-12-07\n",
-                                   "date: 2023-12-07\nsend_at: 2023-12-07T09:00:00+08:00\n")
+                                   "date: 2023-12-07\nsend_at: 2023-12-07T09:00:00+08:00\n"
+                                   ) + recorded
     run("schedule", ISSUE, "--at", "2023-12-08T01:00:00Z")
     assert "send_at: 2023-12-08T01:00:00+00:00\n" in meta.read_text()
     assert meta.read_text().count("send_at") == 1
     assert run("schedule", ISSUE, "--cancel").stdout.endswith("schedule removed\n")
-    assert meta.read_text() == before
+    assert meta.read_text() == before + recorded
 
 
 def test_schedule_rejects_a_bad_time(run, project):

@@ -18,11 +18,12 @@ _IMAGE = re.compile(r"(!\[[^\]]*\]\()([^)\s]+)")
 
 
 def export_jekyll(issue: Issue, config: Config, out: Path) -> Path:
-    """_posts/YYYY-MM-DD-<slug>.md with front matter, images under assets/<folder>/."""
-    slug = re.sub(r"^\d{4}-\d{2}-\d{2}-", "", issue.slug)
+    """_posts/YYYY-MM-DD-<slug>.md with front matter, images under assets/<id>/ (the
+    issue's id, not its folder: a renamed folder exports to the same post)."""
+    slug = re.sub(r"^\d{4}-\d{2}-\d{2}-", "", issue.id)
     post = out / "_posts" / f"{issue.date.isoformat()}-{slug}.md"
-    prefix = f"/assets/{issue.slug}/"
-    copy_assets(issue_assets(issue), out / "assets" / issue.slug)
+    prefix = f"/assets/{issue.id}/"
+    copy_assets(issue_assets(issue), out / "assets" / issue.id)
     jekyll = config.jekyll
     front = {"layout": jekyll.layout, "title": issue.title, "date": issue.date,
              "tags": list(issue.tags), **jekyll.front_matter}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..errors import ConfigError, ExitStatus, PipelineError, Problem, display_path
-from ..issue import issue_folders
+from ..issue import issue_folders, issue_ids
 from ..store import connect
 from .ledger import Ledger
 from .lock import SendLock
@@ -78,9 +78,10 @@ def due_issues(config: Config, db: sqlite3.Connection, now: datetime
     a send of it was interrupted. One more than max_lateness past send_at is refused
     unless its send had already started."""
     ledger = Ledger(db)
+    ids = issue_ids(config)
     due, late, invalid = [], [], []
     for folder in issue_folders(config):
-        state = issue_state(folder, config, ledger, now)
+        state = issue_state(folder, config, ledger, now, ids)
         if state.state == "invalid":
             invalid.append(state)
         elif state.state in ("due", "sending"):  # an interrupted send resumes, scheduled or not
@@ -93,28 +94,29 @@ def due_issues(config: Config, db: sqlite3.Connection, now: datetime
 
 def run_due(config: Config, new_provider: Callable[[], Provider], rt: Runtime,
             on_report: Callable[[SendReport], None] = lambda report: None,
-            gate: Gate | None = None) -> ExitStatus:
-    """What cron runs. A run that finds another in progress says so and exits 0."""
+            gate: Gate | None = None, now: datetime | None = None) -> ExitStatus:
+    """What cron runs. A run that finds another in progress says so and exits 0.
+    ``now``: the time to decide what is due at (default: the runtime's clock)."""
     lock = SendLock(config.database)
     if not lock.acquire():
         rt.log(f"another send run is in progress (process {lock.holder()}); exiting")
         return ExitStatus.OK
     try:
-        return send_due(config, new_provider, rt, on_report, gate)
+        return send_due(config, new_provider, rt, on_report, gate, now)
     finally:
         lock.release()
 
 
 def send_due(config: Config, new_provider: Callable[[], Provider], rt: Runtime,
              on_report: Callable[[SendReport], None] = lambda report: None,
-             gate: Gate | None = None) -> ExitStatus:
+             gate: Gate | None = None, now: datetime | None = None) -> ExitStatus:
     """What cron runs: every due issue, oldest first, and every interrupted send.
 
     Late issues, and issues the gate refuses, are not sent and said so on every run (no
     --force here: nobody is watching); an unreadable issue is reported and the others go
     on. The caller holds the send lock."""
     db = connect(config.database)
-    now = rt.clock()
+    now = now or rt.clock()
     due, late, invalid = due_issues(config, db, now)
     db.close()
     status = ExitStatus.OK

@@ -6,6 +6,11 @@ in-flight and committed *before* its request, and sent / failed after it. A row 
 in flight when a run starts belongs to a run that died mid-request: it becomes
 ``unknown`` and is never sent again without an explicit decision. So nobody receives
 an issue twice, and nobody is forgotten.
+
+A send is keyed by the issue's id (``sends.issue``). A database written before issues
+had ids keyed sends by folder name: an id-less issue's derived id is its folder's name,
+so that still matches, and a send found under a former key is re-keyed to the id when
+the issue is next sent.
 """
 
 from __future__ import annotations
@@ -52,15 +57,25 @@ class Ledger:
         self.db = db
         self.cursor: dict[int, int] = {}  # send id -> the last subscriber id claimed
 
-    def find(self, issue: str) -> SendRecord | None:
-        row = self.db.execute("SELECT * FROM sends WHERE issue = ?", (issue,)).fetchone()
-        return SendRecord.from_row(row) if row else None
+    def find(self, issue: str, *former: str) -> SendRecord | None:
+        """The send of the issue with this id, or one recorded under a former key of it
+        (the folder's name it was sent under before it had an id): ``find(*keys)``."""
+        for key in (issue, *former):
+            row = self.db.execute("SELECT * FROM sends WHERE issue = ?", (key,)).fetchone()
+            if row:
+                return SendRecord.from_row(row)
+        return None
 
-    def start(self, issue: str, subject: str, provider: str, now: datetime) -> tuple[SendRecord, int]:
-        """The issue's send, created with its audience snapshot on first use; and how many
-        rows a dead run had left in flight (now ``unknown``)."""
+    def start(self, issue: str, subject: str, provider: str, now: datetime,
+              former: Sequence[str] = ()) -> tuple[SendRecord, int]:
+        """The issue's send, created with its audience snapshot on first use (or found
+        under a former key, and re-keyed to the id); and how many rows a dead run had
+        left in flight (now ``unknown``)."""
         with transaction(self.db):
-            if self.find(issue) is None:
+            known = self.find(issue, *former)
+            if known is not None and known.issue != issue:
+                self.db.execute("UPDATE sends SET issue = ? WHERE id = ?", (issue, known.id))
+            if known is None:
                 cursor = self.db.execute(
                     "INSERT INTO sends (issue, subject, provider, state, started_at) "
                     "VALUES (?, ?, ?, 'sending', ?)", (issue, subject, provider, now.isoformat()))

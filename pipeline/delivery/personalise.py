@@ -19,7 +19,7 @@ from html import escape
 
 from ..audience.tokens import Signer
 from ..config import Config
-from ..errors import PipelineError, display_path
+from ..errors import PipelineError
 from ..render import PLACEHOLDER, RenderedEmail
 
 CRLF = "\r\n"
@@ -111,13 +111,12 @@ class PreparedEmail:
                  test: bool = False, subject_line: int | None = None):
         sender = config.sender
         self.config = config
-        self.slug = rendered.slug
+        self.slug = rendered.slug  # the issue's id
         self.test = test
         self.subject = ("[TEST] " if test else "") + rendered.subject
         if "\r" in self.subject or "\n" in self.subject:
             raise PipelineError("the subject contains a line break; write it on one line",
-                                path=display_path(config.issues_dir / rendered.slug / "issue.yaml"),
-                                line=subject_line)
+                                path=rendered.source, line=subject_line)
         self.signer = Signer(config.require("NEWSLETTER_SECRET"), config.list_id)
         self.unsubscribe_base = config.unsubscribe_url
         self.unsubscribe_email = config.unsubscribe_email

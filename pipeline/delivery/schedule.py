@@ -6,14 +6,22 @@ Nothing here sends; ``delivery.due`` decides what `send --due` sends.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from ..config import Config
-from ..errors import IssueError, PipelineError, Problems, display_path
-from ..issue import ISSUE_FILE, issue_folders, parse_send_at, read_metadata
+from ..errors import IssueError, PipelineError, Problems
+from ..issue import (
+    ISSUE_FILE,
+    IssueIds,
+    issue_folders,
+    issue_ids,
+    parse_send_at,
+    read_metadata,
+    record_id,
+    set_key,
+)
 from ..store import connect
 from .ledger import Ledger
 
@@ -27,60 +35,46 @@ def parse_time(text: str, config: Config) -> datetime:
     return when
 
 
-def schedule_issue(folder: Path, config: Config, when: datetime | None, now: datetime
-                   ) -> Path:
-    """`schedule`: set send_at (or with None remove it). A time in the past is refused
-    (cron would send it at once, or refuse it as late), and so is an issue whose send has
-    started: it is never sent again, so a schedule would only mislead."""
-    if when is not None and when <= now:
-        raise PipelineError(f"--at {when.isoformat()} is in the past (it is now "
-                            f"{now.astimezone(when.tzinfo).isoformat(timespec='seconds')}); "
-                            "give a later time, or send it now with `newsletter send`")
-    if when is not None:
-        db = connect(config.database)
-        try:
-            record = Ledger(db).find(folder.name)
-        finally:
-            db.close()
-        if record is not None:
-            raise PipelineError(f"{folder.name}: its send started {record.started_at} "
-                                f"({record.total} readers) and it is never sent twice; "
-                                "there is nothing to schedule")
-    return set_send_at(folder, when)
-
-
 def set_send_at(folder: Path, when: datetime | None) -> Path:
     """Write (or with None remove) send_at in issue.yaml, leaving every other line and
     comment as it was."""
     path = folder / ISSUE_FILE
-    if not path.is_file():
-        raise PipelineError("missing; is this an issue folder?", path=display_path(path))
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    pattern = re.compile(r"^send_at\s*:(?P<value>[^#\n]*)(?P<rest>#.*)?$")
-    found = [n for n, line in enumerate(lines) if pattern.match(line.rstrip("\n"))]
-    if when is None:
-        for n in reversed(found):
-            del lines[n]
-    else:
-        value = when.isoformat()
-        if found:
-            match = pattern.match(lines[found[0]].rstrip("\n"))
-            comment = f"  {match['rest']}" if match and match["rest"] else ""
-            lines[found[0]] = f"send_at: {value}{comment}\n"
-        else:
-            after = next((n for n, line in enumerate(lines) if line.startswith("date:")),
-                         len(lines) - 1)
-            if lines and not lines[-1].endswith("\n"):
-                lines[-1] += "\n"
-            lines.insert(after + 1, f"send_at: {value}\n")
-    path.write_text("".join(lines), encoding="utf-8")
+    set_key(path, "send_at", when.isoformat() if when else None, after="date")
     return path
+
+
+def schedule_issue(folder: Path, config: Config, when: datetime | None, now: datetime
+                   ) -> Path:
+    """`schedule`: send_at written (or with None removed). A time in the past is refused
+    (cron would send it at once, or refuse it as late), and so is an issue whose send has
+    started: it is never sent again, so a schedule would only mislead. A schedule records
+    the issue's id, so that the folder can be renamed before or after cron sends it."""
+    if when is None:
+        return set_send_at(folder, None)
+    if when <= now:
+        raise PipelineError(f"--at {when.isoformat()} is in the past (it is now "
+                            f"{now.astimezone(when.tzinfo).isoformat(timespec='seconds')}); "
+                            "give a later time, or send it now with `newsletter send`")
+    ids = issue_ids(config)
+    meta, lines = read_metadata(folder, config, ids)
+    db = connect(config.database)
+    try:
+        record = Ledger(db).find(*ids.ledger_keys(meta["id"], folder))
+    finally:
+        db.close()
+    if record is not None:
+        raise PipelineError(f"{meta['id']}: its send started {record.started_at} "
+                            f"({record.total} readers) and it is never sent twice; "
+                            "there is nothing to schedule")
+    if "id" not in lines:
+        record_id(folder, meta["id"])
+    return set_send_at(folder, when)
 
 
 @dataclass
 class IssueState:
     folder: Path
-    slug: str
+    slug: str  # the folder's name
     number: int | None
     title: str
     send_at: datetime | None
@@ -92,6 +86,8 @@ class IssueState:
     total: int = 0
     problem: str = ""
     unknown: list[str] = field(default_factory=list)  # addresses, when asked for
+    id: str = ""  # the issue's id: what the ledger keys its send on
+    ledger_keys: tuple[str, ...] = ()
 
     def summary(self) -> list[str]:
         """The line `status` prints, and the addresses whose delivery is unknown."""
@@ -103,6 +99,8 @@ class IssueState:
                      f"{c['failed']}, unknown {c['unknown']}, pending {c['pending']}"
                      f"  started {self.started_at}"
                      + (f" finished {self.finished_at}" if self.finished_at else ""))
+        if self.id not in ("", self.slug):
+            line += f"  id {self.id}"
         if self.problem:
             line += f"  {self.problem}"
         unknown = [f"  unknown (resend with `newsletter send {self.slug} --resend-unknown`):",
@@ -110,7 +108,8 @@ class IssueState:
         return [line, *unknown]
 
     def as_json(self) -> dict:
-        return {"issue": self.slug, "number": self.number, "title": self.title,
+        return {"issue": self.slug, "id": self.id or None, "number": self.number,
+                "title": self.title,
                 "send_at": self.send_at.isoformat() if self.send_at else None,
                 "state": self.state, "provider": self.provider or None,
                 "started_at": self.started_at, "finished_at": self.finished_at,
@@ -126,10 +125,11 @@ def issue_states(config: Config, folders: list[Path] | None, now: datetime,
     db = connect(config.database)
     try:
         ledger = Ledger(db)
-        states = [issue_state(folder, config, ledger, now)
+        ids = issue_ids(config)
+        states = [issue_state(folder, config, ledger, now, ids)
                   for folder in (issue_folders(config) if folders is None else folders)]
         for state in states if list_unknown else []:
-            record = ledger.find(state.slug) if state.counts.get("unknown") else None
+            record = ledger.find(*state.ledger_keys) if state.counts.get("unknown") else None
             if record:
                 state.unknown = [row["email"] for row in ledger.rows(record.id, "unknown")]
         return states
@@ -137,15 +137,18 @@ def issue_states(config: Config, folders: list[Path] | None, now: datetime,
         db.close()
 
 
-def issue_state(folder: Path, config: Config, ledger: Ledger, now: datetime) -> IssueState:
+def issue_state(folder: Path, config: Config, ledger: Ledger, now: datetime,
+                ids: IssueIds | None = None) -> IssueState:
+    ids = ids or issue_ids(config)
     try:
-        meta, _ = read_metadata(folder, config)
+        meta, _ = read_metadata(folder, config, ids)
     except IssueError as exc:
         return IssueState(folder, folder.name, None, "", None, "invalid",
                           problem=exc.format_message().splitlines()[0])
+    keys = ids.ledger_keys(meta["id"], folder)
     state = IssueState(folder, folder.name, meta.get("number"), meta.get("title", ""),
-                       meta.get("send_at"), "draft")
-    record = ledger.find(folder.name)
+                       meta.get("send_at"), "draft", id=meta["id"], ledger_keys=keys)
+    record = ledger.find(*keys)
     if record:
         counts = ledger.counts(record.id)
         state.provider, state.started_at = record.provider, record.started_at

@@ -17,7 +17,7 @@ from ..audience import queries as audience
 from ..audience.addresses import email_problem
 from ..config import Config
 from ..errors import ConfigError, DeliveryError, PipelineError, display_path
-from ..issue import Issue, read_issue
+from ..issue import Issue, read_issue, record_id
 from ..render import render_issue, web_url
 from ..store import connect
 from .ledger import Ledger
@@ -51,6 +51,7 @@ class SendReport:
     orphans: int = 0
     stopped: bool = False
     handled_now: int = 0  # recipients given a final outcome by this run
+    already_sent_on: str = ""  # the date a send that was complete before this run ended
 
     @property
     def ok(self) -> bool:
@@ -59,6 +60,9 @@ class SendReport:
     def summary(self, outbox: Path | None = None) -> list[str]:
         """What a person reads after a send; where the outbox's messages went."""
         c = self.counts
+        if self.already_sent_on:
+            return [f"{self.issue}: already sent on {self.already_sent_on} to {c['sent']} "
+                    "readers; nothing to send"]
         state = "done" if self.done else "stopped" if self.stopped else "incomplete"
         lines = [f"{self.issue}: {state} through {self.provider}: sent {c['sent']}, failed "
                  f"{c['failed']}, unknown {c['unknown']}, skipped {c['skipped']}, pending "
@@ -89,20 +93,31 @@ def send_issue(folder: Path, config: Config, provider: Provider, rt: Runtime,
     _require_unsubscribe_url(config)
     issue, email = prepared or prepare(folder, config)
     ledger = Ledger(connect(config.database))
-    if ledger.find(issue.slug) is None and not audience.count(ledger.db)["active"]:
+    if ledger.find(*issue.ledger_keys) is None and not audience.count(ledger.db)["active"]:
         ledger.db.close()
-        raise PipelineError(f"{issue.slug}: nobody to send to: the audience has no active "
+        raise PipelineError(f"{issue.id}: nobody to send to: the audience has no active "
                             "readers; add some (newsletter audience import FILE) and send "
                             "again")
-    record, orphans = ledger.start(issue.slug, email.subject, provider.name, rt.clock())
+    if "id" not in issue.lines:  # derived once, and kept when the folder is renamed
+        record_id(issue.folder, issue.id)
+    record, orphans = ledger.start(issue.id, email.subject, provider.name, rt.clock(),
+                                   former=issue.ledger_keys[1:])
     if orphans:
-        rt.log(f"{issue.slug}: {orphans} recipients were in flight when a run stopped; "
+        rt.log(f"{issue.id}: {orphans} recipients were in flight when a run stopped; "
                "marked unknown (see `newsletter status`; resend with --resend-unknown)")
+    report = SendReport(issue.id, provider.name, record.total, {}, False, orphans)
+    if record.state == "done" and not orphans and not resend_unknown:
+        report.counts = ledger.counts(record.id)
+        if not report.counts["failed"] and not report.counts["unknown"]:
+            report.done = True  # complete before this run: nobody is sent it again
+            report.already_sent_on = local_date(record.finished_at or record.started_at,
+                                                config)
+            ledger.db.close()
+            return report
     if resend_unknown:
         count = ledger.resend_unknown(record.id, rt.clock())
-        rt.log(f"{issue.slug}: {count} unknown recipients queued to send again")
-    report = SendReport(issue.slug, provider.name, record.total, {}, False, orphans)
-    progress = rt.progress(issue.slug, ledger.counts(record.id)["pending"])
+        rt.log(f"{issue.id}: {count} unknown recipients queued to send again")
+    progress = rt.progress(issue.id, ledger.counts(record.id)["pending"])
     with provider:
         while not rt.stop():
             batch = ledger.claim(record.id, provider.batch_size, rt.clock())
@@ -165,6 +180,11 @@ def deliver_batch(ledger: Ledger, send_id: int, provider: Provider, email: Prepa
     return result
 
 
+def local_date(stamp: str, config: Config) -> str:
+    """The date of a ledger time (ISO 8601) in the publication's time zone."""
+    return datetime.fromisoformat(stamp).astimezone(config.zone).date().isoformat()
+
+
 def backoff(attempt: int, retry_after: float | None, rng: Callable[[], float]) -> float:
     """Exponential backoff with full jitter, or what the provider asked for."""
     if retry_after is not None:
@@ -201,7 +221,7 @@ def plan_send(folder: Path, config: Config, provider_name: str, now: datetime) -
     db = connect(config.database)
     try:
         ledger = Ledger(db)
-        record = ledger.find(issue.slug)
+        record = ledger.find(*issue.ledger_keys)
         if record:
             counts = ledger.counts(record.id)
             remaining, done = counts["pending"], counts["sent"]

@@ -10,9 +10,15 @@ import yaml
 
 from ..config import Config
 from ..errors import PipelineError, display_path
+from ..issue import issue_ids
+from ..issue.edit import quoted_if_needed
+from ..issue.identity import ID_RULE, is_id
 
 ISSUE_TEMPLATE = """\
 # Metadata of this issue. See README.md ("The issue folder") for every key.
+# id: the issue's stable identity (its archive URL, its record of who was sent it);
+# keep it when you rename the folder.
+id: {id}
 number: {number}
 title: "{name}｜{number:02d}"
 subject: "{name}｜{number:02d}"      # the email's subject line; defaults to the title
@@ -53,19 +59,25 @@ SCAFFOLD_LINES = frozenset(
 
 
 def new_issue(slug: str, config: Config, on: date) -> Path:
-    if not re.fullmatch(r"[a-z0-9]+(?:-[a-z0-9]+)*", slug):
-        raise PipelineError(f"'{slug}' is not a usable slug; use lower-case letters, digits "
-                            "and hyphens, like ai-weekly-10")
+    """issues/<date>-<slug>/ whose id is the slug: it must be no other issue's id."""
+    if not is_id(slug):
+        raise PipelineError(f"'{slug}' is not a usable slug; use {ID_RULE}")
     root = config.issues_dir
     folder = root / f"{on.isoformat()}-{slug}"
     if folder.exists():
         raise PipelineError("already exists; choose another slug or date", path=display_path(folder))
     number = latest_number(root) + 1
+    ids = issue_ids(config)
+    if ids.folders(slug):
+        suggestion = f"{re.sub(r'-[0-9]+$', '', slug)}-{number}"
+        like = "" if ids.folders(suggestion) or suggestion == slug else f", like {suggestion}"
+        raise PipelineError(f"'{slug}' is already the id of {display_path(ids.folders(slug)[0])}/;"
+                            f" give the new issue a slug of its own{like}")
     kinds = config.new_sections or list(config.sections)[:3]
     folder.mkdir(parents=True)
     (folder / "images").mkdir()
     (folder / "issue.yaml").write_text(
-        ISSUE_TEMPLATE.format(number=number, name=config.name, date=on.isoformat()),
+        ISSUE_TEMPLATE.format(id=quoted_if_needed(slug), number=number, name=config.name, date=on.isoformat()),
         encoding="utf-8")
     for n, kind in enumerate(kinds, 1):
         label = config.sections[kind].label if kind in config.sections else kind

@@ -69,9 +69,14 @@ class Issue:
     publish: bool
     sections: list[Section]
     lines: dict[str, int] = field(default_factory=dict)  # issue.yaml key -> line
+    # The stable identity: the ledger, the archive's URLs and Message-IDs use it. From
+    # issue.yaml (then lines has "id"), or derived from the folder's name.
+    id: str = ""
+    ledger_keys: tuple[str, ...] = ()  # the id, then a folder name it was sent under
 
     @property
     def slug(self) -> str:
+        """The folder's name: build/<folder>/ and what an editor types; not the id."""
         return self.folder.name
 
     @property

@@ -17,6 +17,7 @@ import yaml
 from ..config import Config
 from ..errors import Problems, did_you_mean, display_path
 from . import commonmark
+from .identity import IssueIds, derived_id, duplicate_problem, id_problem, is_id
 from .model import Image, Issue, Item, Link, Section
 
 ISSUE_FILE = "issue.yaml"
@@ -34,7 +35,7 @@ _Loader.yaml_implicit_resolvers = {
 
 @dataclass(frozen=True)
 class Field:
-    type: str  # int | str | date | datetime | list | bool | image
+    type: str  # int | str | date | datetime | list | bool | image | id
     required: bool = False
     example: str = ""
 
@@ -51,6 +52,7 @@ ISSUE_FIELDS = {
     "tags": Field("list"),
     "header_image": Field("image"),
     "publish": Field("bool"),
+    "id": Field("id"),
 }
 SECTION_FIELDS = {
     "kind": Field("str", True, "kind: news"),
@@ -59,12 +61,16 @@ SECTION_FIELDS = {
 
 
 def resolve_issue_path(name: str | Path, config: Config) -> Path:
-    """ISSUE on the command line: a folder path, or a folder's name under issues/."""
+    """ISSUE on the command line: a folder path, a folder's name under issues/, or the
+    id of an issue under issues/."""
     path = Path(name)
     if path.is_dir() or path.is_absolute() or len(path.parts) > 1:
         return path
     under = config.issues_dir / path
-    return under if under.is_dir() else path
+    if under.is_dir():
+        return under
+    found = issue_ids(config).folders(str(name)) if is_id(str(name)) else []
+    return found[0] if len(found) == 1 else path
 
 
 def issue_folders(config: Config) -> list[Path]:
@@ -73,14 +79,20 @@ def issue_folders(config: Config) -> list[Path]:
     return sorted(p for p in root.iterdir() if (p / ISSUE_FILE).is_file()) if root.is_dir() else []
 
 
-def read_issue(folder: Path, config: Config) -> Issue:
+def issue_ids(config: Config) -> IssueIds:
+    """The id of every issue folder under issues/, read once for a whole command."""
+    return IssueIds(issue_folders(config))
+
+
+def read_issue(folder: Path, config: Config, ids: IssueIds | None = None) -> Issue:
     problems = Problems()
     shown = display_path(folder)
     if not folder.is_dir():
         problems.add(shown, None, "no such issue folder; give a folder path or the name of "
                                   f"a folder under {display_path(config.issues_dir)}/")
         problems.raise_if_any()
-    meta, lines = _read_issue_yaml(folder, config, problems)
+    ids = ids or issue_ids(config)
+    meta, lines = _read_issue_yaml(folder, config, problems, ids)
     header = None
     if isinstance(meta.get("header_image"), str):
         header = _local_image(folder, meta["header_image"], "", folder / ISSUE_FILE,
@@ -110,13 +122,18 @@ def read_issue(folder: Path, config: Config) -> Issue:
         publish=meta.get("publish", False),
         sections=sections,
         lines=lines,
+        id=meta["id"],
+        ledger_keys=ids.ledger_keys(meta["id"], folder),
     )
 
 
-def read_metadata(folder: Path, config: Config) -> tuple[dict[str, Any], dict[str, int]]:
-    """issue.yaml alone, validated (for schedules and status: no Markdown is read)."""
+def read_metadata(folder: Path, config: Config, ids: IssueIds | None = None
+                  ) -> tuple[dict[str, Any], dict[str, int]]:
+    """issue.yaml alone, validated (for schedules and status: no Markdown is read).
+
+    meta["id"] is always set: written in the file (then lines has "id") or derived."""
     problems = Problems()
-    meta, lines = _read_issue_yaml(folder, config, problems)
+    meta, lines = _read_issue_yaml(folder, config, problems, ids or issue_ids(config))
     problems.raise_if_any()
     return meta, lines
 
@@ -166,19 +183,29 @@ def parse_yaml_mapping(text: str, path: Path, problems: Problems, first_line: in
     return {str(k): v for k, v in data.items()}, lines
 
 
-def _read_issue_yaml(folder: Path, config: Config, problems: Problems
+def _read_issue_yaml(folder: Path, config: Config, problems: Problems, ids: IssueIds
                      ) -> tuple[dict[str, Any], dict[str, int]]:
     path = folder / ISSUE_FILE
     if not path.is_file():
         problems.add(display_path(path), None, "missing; every issue folder needs one "
                                                "(newsletter new SLUG scaffolds a folder)")
-        return {}, {}
+        return {"id": derived_id(folder)}, {}
     text = read_text(path, problems)
     parsed = parse_yaml_mapping(text, path, problems) if text is not None else None
     if parsed is None:
-        return {}, {}
+        return {"id": derived_id(folder)}, {}
     raw, lines = parsed
     meta = _validate_fields(raw, lines, ISSUE_FIELDS, path, problems, config)
+    if "id" in raw and "id" not in meta:
+        meta["id"] = derived_id(folder)  # not usable: said above; this only fills the gap
+        return meta, lines
+    meta.setdefault("id", derived_id(folder))
+    # unique among the folders under issues/; one elsewhere, given by its path, is the
+    # issue of that id moved (a copy sent again finds its send already in the ledger)
+    others = ids.others(meta["id"], folder)
+    if others and folder.resolve().parent == config.issues_dir.resolve():
+        problems.add(display_path(path), lines.get("id"),
+                     duplicate_problem(meta["id"], "id" in lines, others))
     return meta, lines
 
 
@@ -217,6 +244,12 @@ def _convert(key: str, value: Any, spec: Field, config: Config, shown: str, line
         return wrong("a whole number like 9")
     if kind == "bool":
         return value if isinstance(value, bool) else wrong("true or false")
+    if kind == "id":
+        problem = id_problem(value)
+        if problem:
+            problems.add(shown, line, problem)
+            return None
+        return str(value).strip()
     if kind == "list":
         if isinstance(value, str):
             return [value]

@@ -12,7 +12,7 @@ from ..issue import Issue
 @dataclass(frozen=True)
 class Asset:
     source: Path  # the file in the issue folder
-    name: str  # its path under build/<folder>/assets/, asset_url/<folder>/ and the site
+    name: str  # its path under build/<folder>/assets/, asset_url/<id>/ and the site
 
 
 def issue_assets(issue: Issue) -> tuple[Asset, ...]:

@@ -49,13 +49,14 @@ def size_verdict(size: int) -> str:
 
 @dataclass(frozen=True)
 class RenderedEmail:
-    slug: str
+    slug: str  # the issue's id: its URLs, Message-IDs and outbox folder
     subject: str
     preheader: str
     html: str
     text: str
     mjml: str
     assets: tuple[Asset, ...]
+    source: str = "issue.yaml"  # the issue's issue.yaml, as shown in messages
 
     @property
     def html_size(self) -> int:
@@ -64,7 +65,7 @@ class RenderedEmail:
 
 def image_url_for(issue: Issue, config: Config, relative_assets: bool = False
                   ) -> Callable[[str], str]:
-    """Where an image of the issue is hosted: asset_url/<folder>/<file>.
+    """Where an image of the issue is hosted: asset_url/<id>/<file>.
 
     Without asset_url (or for a local build), images point at the build's assets/.
     """
@@ -76,14 +77,15 @@ def image_url_for(issue: Issue, config: Config, relative_assets: bool = False
         if image is None or image.asset is None:
             return src
         if base and not relative_assets:
-            return f"{base}/{issue.slug}/{image.asset}"
+            return f"{base}/{issue.id}/{image.asset}"
         return f"assets/{image.asset}"
 
     return image_url
 
 
 def web_url(issue: Issue, config: Config) -> str:
-    return f"{config.archive_url}/{issue.slug}/" if config.archive_url else ""
+    """The issue's page in the web archive: archive_url/<id>/ (its folder may move)."""
+    return f"{config.archive_url}/{issue.id}/" if config.archive_url else ""
 
 
 def _image_view(image: Image | None, src: str, url: str, width: int, alt: str
@@ -222,8 +224,8 @@ def render_issue(issue: Issue, config: Config, env: jinja2.Environment | None = 
     html = size_images(inline_css(mjml_to_html(mjml_source)), context)
     text = compose_text(context, env)
     assets = issue_assets(issue)
-    return RenderedEmail(issue.slug, issue.subject, issue.preheader, html, text, mjml_source,
-                         assets)
+    return RenderedEmail(issue.id, issue.subject, issue.preheader, html, text, mjml_source,
+                         assets, display_path(issue.folder / "issue.yaml"))
 
 
 def _render_template(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:

@@ -406,6 +406,9 @@ def serve(app: App, host: str, port: int) -> None:
               help="Override `provider` of newsletter.toml.")
 @click.option("--resend-unknown", is_flag=True,
               help="Also send to recipients whose delivery is unknown after a crash.")
+@click.option("--resend-failed", is_flag=True,
+              help="Also send again to recipients the provider refused or whose address was "
+                   "invalid (after you fixed them).")
 @click.option("--due", is_flag=True,
               help="For cron: send every issue whose send_at has come and is not sent.")
 @click.option("--now", "now_text", metavar="TIME",
@@ -413,23 +416,25 @@ def serve(app: App, host: str, port: int) -> None:
 @pass_app
 @needs("NEWSLETTER_SECRET")
 def send(app: App, issue: str | None, test: bool, addresses: tuple[str, ...], dry_run: bool,
-         yes: bool, provider_name: str | None, resend_unknown: bool, due: bool,
-         now_text: str | None) -> None:
+         yes: bool, provider_name: str | None, resend_unknown: bool, resend_failed: bool,
+         due: bool, now_text: str | None) -> None:
     """Send ISSUE to every active subscriber, a --test to any address, or --due issues."""
-    _check_send_options(issue, test, addresses, dry_run, resend_unknown, due, now_text)
+    _check_send_options(issue, test, addresses, dry_run, resend_unknown or resend_failed, due,
+                        now_text)
     name = provider_name or app.config.provider
     if due:
         _send_due(app, name, now_text)
     elif test:
         _send_test(app, app.issue_folder(issue), name, addresses)
     else:
-        _send_audience(app, app.issue_folder(issue), name, dry_run, yes, resend_unknown)
+        _send_audience(app, app.issue_folder(issue), name, dry_run, yes, resend_unknown,
+                       resend_failed)
 
 
-def _check_send_options(issue, test, addresses, dry_run, resend_unknown, due, now_text):
-    if due and (issue or test or addresses or dry_run or resend_unknown):
+def _check_send_options(issue, test, addresses, dry_run, resend, due, now_text):
+    if due and (issue or test or addresses or dry_run or resend):
         raise click.UsageError("--due sends every due issue; it takes no ISSUE, --test, "
-                               "--to, --dry-run or --resend-unknown")
+                               "--to, --dry-run, --resend-unknown or --resend-failed")
     if now_text and not due:
         raise click.UsageError("--now goes with --due")
     if not due and not issue:
@@ -471,7 +476,7 @@ def _send_test(app: App, folder: Path, name: str, addresses: tuple[str, ...]) ->
 
 
 def _send_audience(app: App, folder: Path, name: str, dry_run: bool, yes: bool,
-                   resend_unknown: bool) -> None:
+                   resend_unknown: bool, resend_failed: bool = False) -> None:
     from .delivery.due import send_now
     from .delivery.providers import make_provider
     from .delivery.send import plan_send
@@ -485,12 +490,12 @@ def _send_audience(app: App, folder: Path, name: str, dry_run: bool, yes: bool,
         click.echo("first message's headers:")
         click.echo(plan.first_headers)
         return
-    if not yes and not resend_unknown and plan.recipients:
+    if not yes and not (resend_unknown or resend_failed) and plan.recipients:
         click.confirm(f"Send {folder.name} to {plan.recipients} subscribers through {name}?",
                       abort=True, err=True)
     with stop_on_signals() as stop:
         report = send_now(folder, app.config, make_provider(name, app.config),
-                          app.runtime(stop), resend_unknown)
+                          app.runtime(stop), resend_unknown, resend_failed)
     _print_report(report, app.config)
     if not report.ok:
         raise click.exceptions.Exit(ExitStatus.PARTIAL)

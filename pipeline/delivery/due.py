@@ -21,7 +21,7 @@ from .ledger import Ledger
 from .lock import SendLock
 from .providers import Provider
 from .schedule import IssueState, format_delta, issue_state
-from .send import Runtime, SendReport, send_issue
+from .send import Runtime, SendReport, prepare, resend_failed, send_issue
 
 
 class SendBusyError(PipelineError):
@@ -45,10 +45,14 @@ class exclusive_send:
 
 
 def send_now(folder: Path, config: Config, provider: Provider, rt: Runtime,
-             resend_unknown: bool = False) -> SendReport:
-    """`send ISSUE`: the whole audience now, or what an interrupted send left."""
+             resend_unknown: bool = False, failed_too: bool = False) -> SendReport:
+    """`send ISSUE`: the whole audience now, or what an interrupted send left; with
+    ``failed_too`` (--resend-failed) also the readers it failed or found invalid."""
     with exclusive_send(config):
-        return send_issue(folder, config, provider, rt, resend_unknown)
+        prepared = prepare(folder, config)
+        if failed_too:
+            resend_failed(config, prepared[0], rt)
+        return send_issue(folder, config, provider, rt, resend_unknown, prepared)
 
 
 def due_issues(config: Config, db: sqlite3.Connection, now: datetime

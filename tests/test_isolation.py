@@ -98,15 +98,28 @@ def test_sendgrid_400_naming_no_field_is_halved_until_the_bad_readers_are_alone(
     assert len(sendgrid.received) == 3000 and set(sendgrid.received.values()) == {1}
 
 
-def test_a_400_for_the_request_itself_is_not_halved_for_ever(run, audience, sendgrid):
+def test_a_400_for_the_request_itself_is_not_halved_for_ever(run, project, sendgrid):
+    db = project / ".newsletter" / "newsletter.db"
+    populate(db, 1000)
     # no field named, and every part refused: the request is wrong, not a reader
     sendgrid.faults = lambda n, body: (400, [{"message": "Bad Request", "field": None}])
     result = run("send", ISSUE, "--yes")
     assert result.exit_code == 3
-    assert "sent 0, failed 12," in result.stdout
-    assert sendgrid.requests == 1 + 2 + 4
-    assert {error for _, error in rows(audience, "failed")} == {
+    assert "sent 0, failed 1000," in result.stdout
+    assert sendgrid.requests == 1 + 2 + 4 + 8 + 16  # not 1999
+    assert {error for _, error in rows(db, "failed")} == {
         "SendGrid answered 400: Bad Request (every part of the batch was refused)"}
+
+
+def test_a_400_naming_no_field_for_many_bad_readers_still_isolates_them(run, project,
+                                                                        sendgrid):
+    db = project / ".newsletter" / "newsletter.db"
+    populate(db, 1000)
+    bad = {f"reader{n}@example.com" for n in range(0, 1000, 125)}  # one in each eighth
+    sendgrid.refuse, sendgrid.refuse_without_field = bad, True
+    result = run("send", ISSUE, "--yes")
+    assert "sent 992, failed 8," in result.stdout
+    assert {address for address, _ in rows(db, "failed")} == bad
 
 
 def test_sendgrid_takes_a_name_of_12000_characters_with_control_characters(

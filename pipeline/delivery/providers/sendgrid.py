@@ -21,6 +21,7 @@ from ..personalise import Message, PreparedEmail
 from . import FAILED, RETRY, SENT, UNKNOWN, Outcome, Provider
 
 MAX_PERSONALIZATIONS = 1000
+GIVE_UP_AT = 16  # parts of a batch all refused without a field named: the request is wrong
 TEXT_KEY = "%%text:"  # the text part's placeholders get their own keys: values differ
 
 
@@ -149,9 +150,10 @@ class SendGridProvider(Provider):
                 else:
                     middle = len(group) // 2
                     halves += [group[:middle], group[middle:]]
-            if halves and refused_all and refusal and len(level) >= 4:
+            if halves and refused_all and refusal and len(level) >= GIVE_UP_AT:
                 # every part refused at every level, no reader named: the request itself
-                # is wrong, and halving further would only multiply the requests
+                # is wrong (or a bad reader is in each part), and halving further would
+                # only multiply the requests
                 error = f"{refusal.line()} (every part of the batch was refused)"
                 for i in (i for group in halves for i in group):
                     outcomes[i] = Outcome(FAILED, error=error)

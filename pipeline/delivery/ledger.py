@@ -89,8 +89,12 @@ class Ledger:
                     raise
                 now = time.monotonic()
                 if now >= deadline or self.stop():
-                    longer = (f" for longer than database_wait ({self.patience:g}s)"
-                              if self.patience else "")
+                    if now < deadline:
+                        longer = ", and the run was asked to stop while it waited"
+                    elif self.patience:
+                        longer = f" for longer than database_wait ({self.patience:g}s)"
+                    else:
+                        longer = ""
                     raise LedgerBusy(f"the database is locked by another program ({exc})"
                                      f"{longer}; {consequence}", path=self.path()) from None
                 if not said:

@@ -406,6 +406,9 @@ def serve(app: App, host: str, port: int) -> None:
               help="Override `provider` of newsletter.toml.")
 @click.option("--resend-unknown", is_flag=True,
               help="Also send to recipients whose delivery is unknown after a crash.")
+@click.option("--resend-failed", is_flag=True,
+              help="Also send again to recipients the provider refused or whose address was "
+                   "invalid (after you fixed them).")
 @click.option("--force", is_flag=True,
               help="Send even if `newsletter check` finds errors (never with --due).")
 @click.option("--due", is_flag=True,
@@ -416,10 +419,11 @@ def serve(app: App, host: str, port: int) -> None:
 @pass_app
 @needs("NEWSLETTER_SECRET")
 def send(app: App, issue: str | None, test: bool, addresses: tuple[str, ...], dry_run: bool,
-         yes: bool, provider_name: str | None, resend_unknown: bool, force: bool, due: bool,
-         now_text: str | None) -> None:
+         yes: bool, provider_name: str | None, resend_unknown: bool, resend_failed: bool,
+         force: bool, due: bool, now_text: str | None) -> None:
     """Send ISSUE to every active subscriber, a --test to any address, or --due issues."""
-    _check_send_options(issue, test, addresses, dry_run, resend_unknown or force, due,
+    _check_send_options(issue, test, addresses, dry_run,
+                        resend_unknown or resend_failed or force, due,
                         now_text)
     name = provider_name or app.config.provider
     if due:
@@ -428,13 +432,14 @@ def send(app: App, issue: str | None, test: bool, addresses: tuple[str, ...], dr
         _send_test(app, app.issue_folder(issue), name, addresses)
     else:
         _send_audience(app, app.issue_folder(issue), name, dry_run, yes, resend_unknown,
-                       force)
+                       resend_failed, force)
 
 
-def _check_send_options(issue, test, addresses, dry_run, resend_or_force, due, now_text):
-    if due and (issue or test or addresses or dry_run or resend_or_force):
+def _check_send_options(issue, test, addresses, dry_run, for_a_person, due, now_text):
+    if due and (issue or test or addresses or dry_run or for_a_person):
         raise click.UsageError("--due sends every due issue; it takes no ISSUE, --test, "
-                               "--to, --dry-run, --resend-unknown or --force")
+                               "--to, --dry-run, --resend-unknown, --resend-failed or "
+                               "--force")
     if now_text and not due:
         raise click.UsageError("--now goes with --due")
     if not due and not issue:
@@ -480,7 +485,7 @@ def _send_test(app: App, folder: Path, name: str, addresses: tuple[str, ...]) ->
 
 
 def _send_audience(app: App, folder: Path, name: str, dry_run: bool, yes: bool,
-                   resend_unknown: bool, force: bool) -> None:
+                   resend_unknown: bool, resend_failed: bool, force: bool) -> None:
     from .delivery.due import send_now
     from .delivery.providers import make_provider
     from .delivery.send import plan_send
@@ -495,12 +500,13 @@ def _send_audience(app: App, folder: Path, name: str, dry_run: bool, yes: bool,
         click.echo("first message's headers:")
         click.echo(plan.first_headers)
         return
-    if not yes and not resend_unknown and plan.recipients:
+    if not yes and not (resend_unknown or resend_failed) and plan.recipients:
         click.confirm(f"Send {folder.name} to {plan.recipients} subscribers through {name}?",
                       abort=True, err=True)
     with stop_on_signals() as stop:
         report = send_now(folder, app.config, make_provider(name, app.config),
-                          app.runtime(stop), resend_unknown, None if force else send_blockers)
+                          app.runtime(stop), resend_unknown, resend_failed,
+                          None if force else send_blockers)
     _print_report(report, app.config)
     if not report.ok:
         raise click.exceptions.Exit(ExitStatus.PARTIAL)

@@ -163,6 +163,7 @@ class Config:
     unsubscribe_url: str = key("url", "")
     provider: str = key("choice", "outbox", choices=PROVIDERS)
     database: Path = key("path", ".newsletter/newsletter.db")
+    database_wait: timedelta = key("duration", "10m")  # a send's patience with a locked database
     max_lateness: timedelta = key("duration", "6h")
     issues_dir: Path = key("path", "issues")
     build_dir: Path = key("path", "build")

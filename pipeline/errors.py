@@ -7,7 +7,7 @@ Every problem carries a path and, where it is known, a line, and prints as
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
@@ -79,7 +79,23 @@ class ConfigError(ProblemsError):
 
 
 class DeliveryError(PipelineError):
-    """A provider refused a request in a way that retrying cannot fix."""
+    """A provider refused a request in a way that retrying cannot fix.
+
+    ``done`` holds the outcomes of the batch's messages handled before it, in the
+    batch's order (delivered or refused); a message past its end, or whose outcome is
+    None, was not sent."""
+
+    def __init__(self, message: str, path: str | Path | None = None, line: int | None = None,
+                 done: Sequence[object] = ()):
+        super().__init__(message, path, line)
+        self.done = list(done)
+
+
+class DeliveryStopped(DeliveryError):
+    """Delivery cannot go on (the outbox cannot be written: disk full, read-only): the run
+    stops, the readers not yet delivered stay pending. The send is partial (exit 3)."""
+
+    exit_code = ExitStatus.PARTIAL
 
 
 class Problems:

@@ -3,8 +3,11 @@
 It answers `POST /v3/mail/send` as SendGrid does (202 with X-Message-Id; 200 in
 sandbox mode; 400 with SendGrid's error body; 401; 413; 429 with X-RateLimit-*; 500),
 validates every body against tests/sendgrid/mail_send.schema.json and the documented
-limits, and counts what it accepted per recipient. Faults can be scripted. It also
-serves the suppression endpoints (`GET /v3/suppression/...`, paginated).
+limits, and counts what it accepted per recipient. Like SendGrid, it refuses a whole
+request for one address it will not take (``refuse``): 400, each such address named by
+its field (``personalizations.N.to.M.email``), or with ``refuse_without_field`` a 400
+that names nobody. Faults can be scripted. It also serves the suppression endpoints
+(`GET /v3/suppression/...`, paginated).
 
 Run alone for a benchmark: `python -m tests.sendgrid_server PORT [--no-schema]`.
 """
@@ -29,6 +32,25 @@ RESERVED_HEADERS = {"x-sg-id", "x-sg-eid", "received", "dkim-signature", "conten
                     "content-transfer-encoding", "to", "from", "subject", "reply-to", "cc",
                     "bcc"}
 SUPPRESSION_KINDS = ("unsubscribes", "bounces", "blocks", "invalid_emails", "spam_reports")
+# SendGrid's answer for an address it does not take (its documented 400 body)
+INVALID_ADDRESS = "Does not contain a valid address."
+ERRORS_HELP = ("http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html"
+               "#message.personalizations.to")
+
+
+def refusal_errors(body: dict, refuse: set[str], without_field: bool) -> list[dict]:
+    """SendGrid's errors for the refused addresses of a request, each naming its field,
+    or one error naming no field at all."""
+    errors = []
+    for n, p in enumerate(body.get("personalizations") or []):
+        for m, recipient in enumerate(p.get("to") or []):
+            if str(recipient.get("email", "")).lower() in refuse:
+                errors.append({"message": INVALID_ADDRESS,
+                               "field": f"personalizations.{n}.to.{m}.email",
+                               "help": ERRORS_HELP})
+    if errors and without_field:
+        return [{"message": "Bad Request", "field": None, "help": None}]
+    return errors
 
 
 def limit_errors(body: dict) -> list[dict]:
@@ -110,6 +132,8 @@ class SendGridServer:
         self.suppressions: dict[str, list[dict]] = {kind: [] for kind in SUPPRESSION_KINDS}
         self.suppression_requests: list[str] = []
         self.delay = 0.0  # seconds to hold each accepted request
+        self.refuse: set[str] = set()  # addresses (lower case) refused with a 400
+        self.refuse_without_field = False  # …with a 400 that names no field
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -181,6 +205,7 @@ class SendGridServer:
                         errors.append({"message": error.message, "field": field,
                                        "help": None})
                 errors += limit_errors(body)
+                errors += refusal_errors(body, server.refuse, server.refuse_without_field)
                 if errors:
                     return self.reply(400, {"errors": errors[:20]})
                 with server.lock:

@@ -6,10 +6,12 @@ import csv
 import json
 import sqlite3
 
+from pipeline.store.database import MIGRATIONS
+
 
 def test_import_reports_counts_and_keeps_every_valid_row(run, audience):
     db = sqlite3.connect(audience)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     assert db.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 12
     row = db.execute("SELECT name, fields FROM subscribers WHERE email = 'zhou.an@example.org'"
                      ).fetchone()

@@ -36,10 +36,11 @@ def environment(project, server) -> dict[str, str]:
     return env
 
 
-def start(project, server, *args: str) -> subprocess.Popen:
+def start(project, server, *args: str, extra_env: dict[str, str] | None = None
+          ) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=project,
-                            env=environment(project, server), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            env={**environment(project, server), **(extra_env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def statuses(project) -> dict[str, list[str]]:

@@ -60,8 +60,9 @@ def assert_proper_message(raw: bytes, to: str, name: str) -> email.message.Email
 def test_outbox_leaves_one_proper_eml_per_subscriber(run, audience, project):
     result = run("send", ISSUE, "--yes")
     assert result.exit_code == 0, result.output
-    assert result.stdout == (f"{ISSUE}: done through outbox: sent 12, failed 0, unknown 0, "
-                             f"skipped 0, pending 0 of 12\nmessages written to outbox/{ISSUE}/\n")
+    assert result.stdout == (f"{ISSUE}: done through outbox: sent 12, failed 0, invalid 0, "
+                             f"unknown 0, skipped 0, pending 0 of 12\n"
+                             f"messages written to outbox/{ISSUE}/\n")
     files = sorted((project / "outbox" / ISSUE).glob("*.eml"))
     assert len(files) == READERS
     first = assert_proper_message(files[0].read_bytes(), "lin.xiaoyu@example.com", "林晓雨")
@@ -146,8 +147,11 @@ def test_sending_needs_the_secret(run, audience):
 def test_smtp_delivers_each_subscriber_once_on_one_connection(run, audience, smtp):
     result = run("send", ISSUE, "--yes")
     assert result.exit_code == 3  # partial: one recipient refused
-    assert result.stdout == (f"{ISSUE}: done through smtp: sent 11, failed 1, unknown 0, "
-                             "skipped 0, pending 0 of 12\n")
+    assert result.stdout == (f"{ISSUE}: done through smtp: sent 11, failed 1, invalid 0, "
+                             "unknown 0, skipped 0, pending 0 of 12\n"
+                             f"`newsletter status {ISSUE}` lists the failed and invalid "
+                             f"addresses; fix them, then `newsletter send {ISSUE} "
+                             "--resend-failed`\n")
     recipients = [rcpt for _, rcpts, _ in smtp.messages for rcpt in rcpts]
     assert len(recipients) == 11 == len(set(recipients))
     assert "chen.mo@example.com" not in recipients
@@ -271,7 +275,7 @@ def test_sendgrid_error_body_is_shown_and_the_batch_fails(run, audience, sendgri
     sendgrid.faults = lambda n, body: (400, errors) if n == 2 else None
     result = run("send", ISSUE, "--yes")
     assert result.exit_code == 3
-    assert "sent 7, failed 5, unknown 0" in result.stdout
+    assert "sent 7, failed 5, invalid 0, unknown 0" in result.stdout
     failed = sqlite3.connect(audience).execute(
         "SELECT DISTINCT error FROM deliveries WHERE status = 'failed'").fetchall()
     assert failed == [("SendGrid answered 400: The from address does not match a verified "

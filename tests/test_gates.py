@@ -135,7 +135,7 @@ def test_the_printed_cron_line_pasted_into_sh_under_env_i_delivers_a_due_issue(r
     assert ran.returncode == 0, ran.stderr
     assert len(list((project / "outbox" / ISSUE).glob("*.eml"))) == 12
     log = (project / "logs" / "send.log").read_text()
-    assert f"{ISSUE}: done through outbox: sent 12, failed 0, unknown 0" in log
+    assert f"{ISSUE}: done through outbox: sent 12, failed 0, invalid 0, unknown 0" in log
 
 
 def test_cron_check_runs_the_line_as_cron_would_and_reports(run, audience, project):
@@ -147,7 +147,7 @@ def test_cron_check_runs_the_line_as_cron_would_and_reports(run, audience, proje
     assert lines[1] == ("ran it as cron would (env -i, /bin/sh, from the home folder): exit 0; "
                         "it wrote to logs/send.log:")
     assert any(f"{ISSUE}: due at " in entry for entry in lines[2:])
-    assert f"  {ISSUE}: done through outbox: sent 12, failed 0, unknown 0, skipped 0, " \
+    assert f"  {ISSUE}: done through outbox: sent 12, failed 0, invalid 0, unknown 0, skipped 0, " \
            "pending 0 of 12" in lines
     again = run("cron", "--check")  # nothing is due any more, nothing is sent twice
     assert again.exit_code == 0 and again.stdout.splitlines()[2].endswith(" nothing due")

@@ -102,8 +102,8 @@ def test_status_shows_state_and_counts(run, audience, project):
     lines = result.stdout.splitlines()
     assert lines[0] == f"{ROUNDUP}  scheduled  send_at 2030-01-01T09:00:00+08:00"
     assert lines[1] == (f"{ISSUE}  sent       send_at -  outbox: 12 recipients, sent 12, "
-                        "failed 0, unknown 0, pending 0  started 2023-12-06T08:00:00+00:00 "
-                        "finished 2023-12-06T08:00:00+00:00")
+                        "failed 0, invalid 0, unknown 0, pending 0  started "
+                        "2023-12-06T08:00:00+00:00 finished 2023-12-06T08:00:00+00:00")
     data = json.loads(run("status", "--json").stdout)
     assert [(d["issue"], d["state"], d["sent"]) for d in data] == [
         (ROUNDUP, "scheduled", 0), (ISSUE, "sent", 12)]
@@ -144,7 +144,7 @@ def test_a_provider_down_for_long_puts_the_batch_back(run, project, sendgrid):
     result = run("send", ISSUE, "--yes")
     assert result.exit_code == 3
     assert result.stdout == (f"{ISSUE}: incomplete through sendgrid: sent 100, failed 0, "
-                             "unknown 0, skipped 0, pending 150 of 250\n")
+                             "invalid 0, unknown 0, skipped 0, pending 150 of 250\n")
     assert "gave up on a batch after 6 attempts (SendGrid answered 500: Internal Server Error)" \
         in result.stderr
     sendgrid.faults = lambda n, body: None

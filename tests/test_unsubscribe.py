@@ -126,7 +126,7 @@ def test_a_reader_who_clicks_in_an_outbox_message_is_absent_from_the_next_send(
     assert call(local, b"List-Unsubscribe=One-Click")[0] == 200
     result = run("send", ROUNDUP, "--yes")
     assert result.exit_code == 0
-    assert "sent 11, failed 0, unknown 0, skipped 0, pending 0 of 11" in result.stdout
+    assert "sent 11, failed 0, invalid 0, unknown 0, skipped 0, pending 0 of 11" in result.stdout
     sent_to = [p.name for p in (project / "outbox" / ROUNDUP).glob("*.eml")]
     assert len(sent_to) == 11 and not [n for n in sent_to if "lin.xiaoyu" in n]
 
@@ -138,7 +138,7 @@ def test_a_send_that_resumes_skips_who_left_meanwhile(run, audience, sendgrid):
     run("audience", "remove", "sun.qing@example.org")  # in the second batch
     sendgrid.faults = lambda n, body: None
     result = run("send", ISSUE, "--yes")
-    assert "sent 11, failed 0, unknown 0, skipped 1, pending 0 of 12" in result.stdout
+    assert "sent 11, failed 0, invalid 0, unknown 0, skipped 1, pending 0 of 12" in result.stdout
     assert "sun.qing@example.org" not in sendgrid.received
     assert sum(sendgrid.received.values()) == 11
 

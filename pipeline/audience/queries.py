@@ -66,11 +66,32 @@ def upsert(db: sqlite3.Connection, email: str, name: str, fields: dict[str, str]
 
 
 def add(db: sqlite3.Connection, email: str, name: str, now: datetime) -> str:
+    """Add or update one subscriber; a stored address that is this one but for white
+    space around it (it got in before addresses were checked) is corrected in place, so
+    that the reader keeps their history and `send --resend-failed` reaches them."""
     problem = email_problem(email) or name_problem(name)
     if problem:
         raise PipelineError(problem)
     with transaction(db):
+        if correct_address(db, email, now):
+            upsert(db, email, name, {}, now)
+            return "corrected"
         return upsert(db, email, name, {}, now)
+
+
+def correct_address(db: sqlite3.Connection, email: str, now: datetime) -> bool:
+    """Replace a stored address that differs from ``email`` only by surrounding white
+    space (a trailing line break, say). The caller holds the transaction."""
+    key = email.lower()
+    if db.execute("SELECT 1 FROM subscribers WHERE email_key = ?", (key,)).fetchone():
+        return False
+    row = db.execute("SELECT id FROM subscribers WHERE lower(trim(email, ' ' || char(9, 10, "
+                     "11, 12, 13))) = ? ORDER BY id LIMIT 1", (key,)).fetchone()
+    if row is None:
+        return False
+    db.execute("UPDATE subscribers SET email = ?, email_key = ?, updated_at = ? WHERE id = ?",
+               (email, key, now.isoformat(), row["id"]))
+    return True
 
 
 def unsubscribe(db: sqlite3.Connection, email: str, now: datetime, source: str) -> bool:

@@ -21,7 +21,7 @@ from .ledger import Ledger
 from .lock import SendLock
 from .providers import Provider
 from .schedule import IssueState, format_delta, issue_state
-from .send import Runtime, SendReport, send_issue
+from .send import Runtime, SendReport, prepare, resend_failed, send_issue
 
 # What stops an issue from being sent (check's errors): injected by the caller, which
 # knows the editor's checks; this stage does not.
@@ -60,14 +60,19 @@ class exclusive_send:
 
 
 def send_now(folder: Path, config: Config, provider: Provider, rt: Runtime,
-             resend_unknown: bool = False, gate: Gate | None = None) -> SendReport:
-    """`send ISSUE`: the whole audience now, or what an interrupted send left; refused
-    when the gate finds errors (a person may pass gate=None: --force)."""
+             resend_unknown: bool = False, failed_too: bool = False,
+             gate: Gate | None = None) -> SendReport:
+    """`send ISSUE`: the whole audience now, or what an interrupted send left; with
+    ``failed_too`` (--resend-failed) also the readers it failed or found invalid.
+    Refused when the gate finds errors (a person may pass gate=None: --force)."""
     problems = gate(folder, config) if gate else []
     if problems:
         raise SendRefusedError(folder.name, problems)
     with exclusive_send(config):
-        return send_issue(folder, config, provider, rt, resend_unknown)
+        prepared = prepare(folder, config)
+        if failed_too:
+            resend_failed(config, prepared[0], rt)
+        return send_issue(folder, config, provider, rt, resend_unknown, prepared)
 
 
 def due_issues(config: Config, db: sqlite3.Connection, now: datetime

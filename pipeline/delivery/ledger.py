@@ -17,15 +17,19 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
+from ..audience.addresses import invalid_reason
 from ..audience.queries import AUDIENCE, READER, WHERE, reader_of, skip_reason
-from ..store import transaction
+from ..errors import ExitStatus, PipelineError, display_path
+from ..store import is_busy, transaction
 from .personalise import Recipient
 
-TERMINAL = ("sent", "failed", "unknown", "skipped")
+TERMINAL = ("sent", "failed", "invalid", "unknown", "skipped")
 _IN_IDS = "subscriber_id IN (SELECT value FROM json_each(?))"
 
 
@@ -52,10 +56,61 @@ class SendRecord:
                                       "started_at", "finished_at")))
 
 
+T = TypeVar("T")
+
+
+class LedgerBusy(PipelineError):
+    """The database stayed locked (another program holds it) longer than a send waits.
+    What was delivered and not recorded stays in flight, unknown from the next run on:
+    the send is partial."""
+
+    exit_code = ExitStatus.PARTIAL
+
+
 class Ledger:
-    def __init__(self, db: sqlite3.Connection):
+    def __init__(self, db: sqlite3.Connection, patience: float = 0.0,
+                 pause: Callable[[float], None] = time.sleep,
+                 stop: Callable[[], bool] = lambda: False,
+                 log: Callable[[str], None] = lambda line: None):
+        """``patience``: how many seconds a write waits, trying again, while the database
+        is locked; ``pause`` waits between tries (a stop, ``stop()``, ends the wait)."""
         self.db = db
         self.cursor: dict[int, int] = {}  # send id -> the last subscriber id claimed
+        self.patience, self.pause, self.stop, self.log = patience, pause, stop, log
+        self.set_aside: list[tuple[str, str, str]] = []  # (status, email, why) at claims
+        if patience:  # SQLite's own wait is short: the retries below can be stopped
+            db.execute(f"PRAGMA busy_timeout = {int(min(patience, 1.0) * 1000)}")
+
+    def retrying(self, action: Callable[[], T], consequence: str) -> T:
+        """``action()``, a whole write transaction, tried again while SQLite says the
+        database is locked, until ``patience`` runs out or a stop is asked for: then
+        LedgerBusy, saying the ``consequence``."""
+        deadline, said = time.monotonic() + self.patience, False
+        while True:
+            try:
+                return action()
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc):
+                    raise
+                now = time.monotonic()
+                if now >= deadline or self.stop():
+                    if now < deadline:
+                        longer = ", and the run was asked to stop while it waited"
+                    elif self.patience:
+                        longer = f" for longer than database_wait ({self.patience:g}s)"
+                    else:
+                        longer = ""
+                    raise LedgerBusy(f"the database is locked by another program ({exc})"
+                                     f"{longer}; {consequence}", path=self.path()) from None
+                if not said:
+                    self.log(f"the database is locked by another program ({exc}); trying "
+                             f"again for up to {self.patience:g}s")
+                    said = True
+                self.pause(min(0.5, deadline - now))
+
+    def path(self) -> str:
+        row = self.db.execute("PRAGMA database_list").fetchone()
+        return display_path(row["file"]) if row and row["file"] else "database"
 
     def find(self, issue: str, *former: str) -> SendRecord | None:
         """The send of the issue with this id, or one recorded under a former key of it
@@ -71,6 +126,11 @@ class Ledger:
         """The issue's send, created with its audience snapshot on first use (or found
         under a former key, and re-keyed to the id); and how many rows a dead run had
         left in flight (now ``unknown``)."""
+        return self.retrying(lambda: self._start(issue, subject, provider, now, former),
+                             "nothing was sent")
+
+    def _start(self, issue: str, subject: str, provider: str, now: datetime,
+               former: Sequence[str]) -> tuple[SendRecord, int]:
         with transaction(self.db):
             known = self.find(issue, *former)
             if known is not None and known.issue != issue:
@@ -100,9 +160,13 @@ class Ledger:
     def claim(self, send_id: int, size: int, now: datetime) -> list[Recipient]:
         """The next batch of pending recipients, marked in flight and committed.
 
-        Whoever unsubscribed or was suppressed since the snapshot is skipped here."""
+        Whoever unsubscribed or was suppressed since the snapshot is skipped here, and an
+        address that cannot be sent to (it got in before addresses were checked) is set
+        aside as ``invalid``; both are listed in ``set_aside``."""
         while True:
-            batch, skipped = self._claim_once(send_id, size, now.isoformat())
+            batch, skipped = self.retrying(
+                lambda: self._claim_once(send_id, size, now.isoformat()),
+                "nobody more was sent; the next run resumes the send")
             if batch or not skipped:  # a batch, or nothing pending at all
                 return batch
 
@@ -116,22 +180,26 @@ class Ledger:
                 f"{reader_of('d.subscriber_id')} WHERE d.send_id = ? AND d.subscriber_id > ? "
                 "AND d.status = 'pending' ORDER BY d.subscriber_id LIMIT ?",
                 (send_id, after, size)).fetchall()
-            if rows:
-                self.cursor[send_id] = rows[-1]["subscriber_id"]
-            skipped, batch = [], []
+            aside, batch = [], []
             for row in rows:
                 why = skip_reason(row)
+                status = "skipped"
+                if not why:
+                    why, status = invalid_reason(row["email"]), "invalid"
                 if why:
-                    skipped.append((why, stamp, send_id, row["subscriber_id"]))
+                    aside.append((status, why, stamp, send_id, row["subscriber_id"]))
                 else:
                     batch.append(_recipient(row))
-            self.db.executemany("UPDATE deliveries SET status = 'skipped', error = ?, "
-                                "updated_at = ? WHERE send_id = ? AND subscriber_id = ?",
-                                skipped)
+            self.db.executemany("UPDATE deliveries SET status = ?, error = ?, updated_at = ? "
+                                "WHERE send_id = ? AND subscriber_id = ?", aside)
             self.db.execute("UPDATE deliveries SET status = 'inflight', attempts = attempts + 1, "
                             f"updated_at = ? WHERE send_id = ? AND {_IN_IDS}",
                             (stamp, send_id, _ids(r.id for r in batch)))
-        return batch, len(skipped)
+        if rows:  # only once committed: a claim tried again must see the same rows
+            self.cursor[send_id] = rows[-1]["subscriber_id"]
+        emails = {row["subscriber_id"]: row["email"] for row in rows}
+        self.set_aside += [(status, emails[id_], why) for status, why, _, _, id_ in aside]
+        return batch, len(aside)
 
     def record(self, send_id: int, results: Iterable[tuple[Recipient, str, str, str]],
                provider: str, now: datetime) -> None:
@@ -140,6 +208,18 @@ class Ledger:
         groups: dict[tuple[str, str, str], list[int]] = {}
         for recipient, status, message_id, error in results:
             groups.setdefault((status, message_id, error), []).append(recipient.id)
+        if not groups:
+            return
+        delivered = sum(len(ids) for (status, _, _), ids in groups.items()
+                        if status != "pending")
+        self.retrying(lambda: self._record(send_id, groups, provider, stamp),
+                      f"the outcomes of {delivered} recipients could not be recorded: they "
+                      "stay in flight and count as unknown (see `newsletter status`; "
+                      "--resend-unknown sends to them again)" if delivered else
+                      "nobody more was sent; the next run resumes the send")
+
+    def _record(self, send_id: int, groups: dict[tuple[str, str, str], list[int]],
+                provider: str, stamp: str) -> None:
         with transaction(self.db):
             # one statement per distinct outcome (a SendGrid batch is one): set-based
             for (status, message_id, error), ids in groups.items():
@@ -151,22 +231,35 @@ class Ledger:
 
     def release(self, send_id: int, recipients: Sequence[Recipient], error: str,
                 now: datetime) -> None:
-        """Back to pending: these were certainly not delivered (a later run sends them)."""
+        """Back to pending: these were certainly not delivered. They lie behind the claim
+        cursor, so this run does not take them again; a later run sends them."""
         self.record(send_id, [(r, "pending", "", error) for r in recipients], "", now)
-        self.cursor.pop(send_id, None)  # a later claim looks from the start again
 
     def resend_unknown(self, send_id: int, now: datetime) -> int:
-        with transaction(self.db):
-            count = self.db.execute(
-                "UPDATE deliveries SET status = 'pending', updated_at = ? "
-                "WHERE send_id = ? AND status = 'unknown'", (now.isoformat(), send_id)).rowcount
-            self.cursor.pop(send_id, None)
-            if count:
-                self.db.execute("UPDATE sends SET state = 'sending', finished_at = NULL "
-                                "WHERE id = ?", (send_id,))
-        return count
+        return self.requeue(send_id, ("unknown",), now)
+
+    def requeue(self, send_id: int, statuses: Sequence[str], now: datetime) -> int:
+        """Recipients with these outcomes back to pending, on an operator's decision
+        (--resend-unknown, --resend-failed); how many."""
+        def requeue() -> int:
+            with transaction(self.db):
+                count = self.db.execute(
+                    "UPDATE deliveries SET status = 'pending', updated_at = ? WHERE send_id = ? "
+                    "AND status IN (SELECT value FROM json_each(?))",
+                    (now.isoformat(), send_id, json.dumps(list(statuses)))).rowcount
+                if count:
+                    self.db.execute("UPDATE sends SET state = 'sending', finished_at = NULL "
+                                    "WHERE id = ?", (send_id,))
+                return count
+
+        self.cursor.pop(send_id, None)
+        return self.retrying(requeue, "nobody was queued again, and nothing was sent")
 
     def finish_if_done(self, send_id: int, now: datetime) -> bool:
+        return self.retrying(lambda: self._finish_if_done(send_id, now),
+                             "the send's state could not be recorded")
+
+    def _finish_if_done(self, send_id: int, now: datetime) -> bool:
         with transaction(self.db):
             open_rows = self.db.execute(
                 "SELECT count(*) FROM deliveries WHERE send_id = ? AND status IN "
@@ -183,11 +276,13 @@ class Ledger:
         return {status: found.get(status, 0) for status in STATUSES}
 
     def first_pending(self, send_id: int) -> Recipient | None:
-        """The next reader a send would go to (for the dry run's sample headers)."""
-        row = self.db.execute(
+        """The next reader a send would go to (for the dry run's sample headers): the
+        first pending one whose address can be sent to."""
+        rows = self.db.execute(
             f"SELECT d.subscriber_id, {READER} FROM deliveries d "
             f"{reader_of('d.subscriber_id')} WHERE d.send_id = ? AND d.status = 'pending' "
-            "ORDER BY d.subscriber_id LIMIT 1", (send_id,)).fetchone()
+            "ORDER BY d.subscriber_id", (send_id,))
+        row = next((row for row in rows if not invalid_reason(row["email"])), None)
         return _recipient(row) if row else None
 
     def rows(self, send_id: int, status: str) -> list[sqlite3.Row]:

@@ -17,6 +17,7 @@ from email.header import Header
 from email.utils import format_datetime, formataddr
 from html import escape
 
+from ..audience.addresses import display_name
 from ..audience.tokens import Signer
 from ..config import Config
 from ..errors import PipelineError
@@ -97,6 +98,9 @@ def phrase(name: str) -> str:
 
 
 def address(name: str, email: str) -> str:
+    """``Name <email>``, the name encoded (and folded, when long) by ``phrase``."""
+    if "\r" in email or "\n" in email:
+        raise ValueError("a line break in an address")
     return f"{phrase(name)} <{email}>" if name else email
 
 
@@ -129,7 +133,7 @@ class PreparedEmail:
         self.text = Part(rendered.text, constants, html=False)
         self.boundary = f"=_nl_{secrets.token_hex(12)}"
         fixed = (
-            header_line("From", address(self.sender_name, self.sender_email))
+            f"From: {address(self.sender_name, self.sender_email)}{CRLF}"
             + (header_line("Reply-To", self.reply_to) if self.reply_to else "")
             + header_line("Subject", self.subject)
             + header_line("List-Id", f"{phrase(config.name)} <{config.list_id}>")
@@ -163,7 +167,7 @@ class Message:
         self.recipient = recipient
         self.token = prepared.signer.token(recipient.email)
         values = dict(recipient.fields)
-        values["name"] = recipient.name
+        values["name"] = display_name(recipient.name)  # no control characters, not too long
         values["email"] = recipient.email
         values["unsubscribe_url"] = f"{prepared.unsubscribe_base}?token={self.token}"
         self.values = values
@@ -196,7 +200,7 @@ class Message:
         (no line over 76 octets), CRLF line ends."""
         p = self.prepared
         unsubscribe = self.headers()["List-Unsubscribe"].replace(", <mailto", f",{CRLF} <mailto")
-        head = (header_line("To", address(self.recipient.name, self.recipient.email))
+        head = (f"To: {address(self.values['name'], self.recipient.email)}{CRLF}"
                 + f"Date: {format_datetime(now)}{CRLF}"
                 + f"Message-ID: {self.message_id}{CRLF}"
                 + f"List-Unsubscribe: {unsubscribe}{CRLF}").encode("ascii")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 
 class Progress:
@@ -13,19 +13,23 @@ class Progress:
         self.start = timer()
         self.batches = 0
 
-    def __call__(self, done: int) -> None:
+    def __call__(self, done: int, outcomes: Mapping[str, int]) -> None:
+        """``done`` recipients handled by this run so far; ``outcomes`` what became of
+        them, by status (sent, failed, invalid, unknown, skipped)."""
         self.batches += 1
         elapsed = max(self.timer() - self.start, 1e-9)
         rate = done / elapsed
         left = (self.total - done) / rate if rate and self.total > done else 0
+        tally = ", ".join(f"{status} {outcomes.get(status, 0):,}" for status in
+                          ("sent", "failed", "invalid", "unknown"))
         if self.tty:
             width = 30
             filled = int(width * done / self.total) if self.total else width
             self.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
-                       f"{done:,}/{self.total:,}  {rate:,.0f}/s  {left:,.0f}s left   ")
+                       f"{done:,}/{self.total:,}  {tally}  {rate:,.0f}/s  {left:,.0f}s left   ")
         else:
             self.write(f"{self.label}: batch {self.batches}: {done:,}/{self.total:,} "
-                       f"delivered ({rate:,.0f}/s)\n")
+                       f"handled ({rate:,.0f}/s): {tally}\n")
 
     def finish(self) -> None:
         if self.tty and self.batches:

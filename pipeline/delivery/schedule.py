@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from ..audience.addresses import shown
 from ..config import Config
 from ..errors import IssueError, PipelineError, Problems
 from ..issue import (
@@ -88,16 +89,19 @@ class IssueState:
     unknown: list[str] = field(default_factory=list)  # addresses, when asked for
     id: str = ""  # the issue's id: what the ledger keys its send on
     ledger_keys: tuple[str, ...] = ()
+    refused: list[tuple[str, str, str]] = field(default_factory=list)  # failed and invalid:
+    # (address, status, why), when asked for
 
     def summary(self) -> list[str]:
-        """The line `status` prints, and the addresses whose delivery is unknown."""
+        """The line `status` prints, and the addresses whose delivery is unknown, failed
+        or impossible."""
         line = f"{self.slug}  {self.state:<9}  send_at " + \
             (self.send_at.isoformat() if self.send_at else "-")
         if self.total or self.provider:
             c = self.counts
             line += (f"  {self.provider}: {self.total} recipients, sent {c['sent']}, failed "
-                     f"{c['failed']}, unknown {c['unknown']}, pending {c['pending']}"
-                     f"  started {self.started_at}"
+                     f"{c['failed']}, invalid {c['invalid']}, unknown {c['unknown']}, "
+                     f"pending {c['pending']}  started {self.started_at}"
                      + (f" finished {self.finished_at}" if self.finished_at else ""))
         if self.id not in ("", self.slug):
             line += f"  id {self.id}"
@@ -105,7 +109,11 @@ class IssueState:
             line += f"  {self.problem}"
         unknown = [f"  unknown (resend with `newsletter send {self.slug} --resend-unknown`):",
                    *(f"    {email}" for email in self.unknown)] if self.unknown else []
-        return [line, *unknown]
+        refused = [f"  failed or invalid (fix them, then `newsletter send {self.slug} "
+                   "--resend-failed`):",
+                   *(f"    {shown(email)}  {status}: {why}" for email, status, why in
+                     self.refused)] if self.refused else []
+        return [line, *unknown, *refused]
 
     def as_json(self) -> dict:
         return {"issue": self.slug, "id": self.id or None, "number": self.number,
@@ -114,7 +122,8 @@ class IssueState:
                 "state": self.state, "provider": self.provider or None,
                 "started_at": self.started_at, "finished_at": self.finished_at,
                 "total": self.total, **{k: self.counts.get(k, 0) for k in
-                                         ("sent", "failed", "unknown", "pending", "skipped")},
+                                         ("sent", "failed", "invalid", "unknown", "pending",
+                                          "skipped")},
                 "problem": self.problem or None}
 
 
@@ -129,9 +138,14 @@ def issue_states(config: Config, folders: list[Path] | None, now: datetime,
         states = [issue_state(folder, config, ledger, now, ids)
                   for folder in (issue_folders(config) if folders is None else folders)]
         for state in states if list_unknown else []:
-            record = ledger.find(*state.ledger_keys) if state.counts.get("unknown") else None
+            c = state.counts
+            record = ledger.find(*state.ledger_keys) if c.get("unknown") or \
+                c.get("failed") or c.get("invalid") else None
             if record:
                 state.unknown = [row["email"] for row in ledger.rows(record.id, "unknown")]
+                state.refused = [(row["email"], row["status"], row["error"] or "")
+                                 for status in ("failed", "invalid")
+                                 for row in ledger.rows(record.id, status)]
         return states
     finally:
         db.close()
@@ -156,7 +170,8 @@ def issue_state(folder: Path, config: Config, ledger: Ledger, now: datetime,
         if record.state == "sending":
             state.state = "sending"
         else:
-            state.state = "partial" if counts["failed"] or counts["unknown"] else "sent"
+            state.state = "partial" if counts["failed"] or counts["invalid"] or \
+                counts["unknown"] else "sent"
     elif state.send_at is not None:
         if state.send_at > now:
             state.state = "scheduled"

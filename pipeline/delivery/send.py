@@ -8,21 +8,22 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from ..audience import queries as audience
-from ..audience.addresses import email_problem
+from ..audience.addresses import email_problem, invalid_reason, shown
 from ..config import Config
-from ..errors import ConfigError, DeliveryError, PipelineError, display_path
+from ..errors import ConfigError, DeliveryError, DeliveryStopped, PipelineError, display_path
 from ..issue import Issue, read_issue, record_id
 from ..render import render_issue, web_url
 from ..store import connect
-from .ledger import Ledger
+from .ledger import Ledger, LedgerBusy
 from .personalise import PreparedEmail, Recipient
-from .providers import RETRY, Outcome, Provider
+from .providers import DEFERRED, FAILED, RETRY, Outcome, Provider
 
 MAX_ATTEMPTS = 6  # a batch is tried this often before the run gives up on it
 BASE_DELAY = 1.0  # seconds; doubled per attempt, with jitter
@@ -38,7 +39,16 @@ class Runtime:
     random: Callable[[], float] = random.random
     log: Callable[[str], None] = lambda line: None
     stop: Callable[[], bool] = lambda: False  # set by SIGINT/SIGTERM: finish the batch, stop
-    progress: Callable[[str, int], Callable[[int], None]] = lambda label, total: lambda done: None
+    # progress(label, total)(recipients handled so far, their outcomes so far)
+    progress: Callable[[str, int], Callable[[int, Mapping[str, int]], None]] = \
+        lambda label, total: lambda done, outcomes: None
+
+    def __post_init__(self) -> None:
+        # The real sleep becomes a wait that a stop (signals.Stop) ends at once, so that a
+        # backoff never holds a stopping send; a sleep a test injects is kept as it is.
+        wait = getattr(self.stop, "wait", None)
+        if self.sleep is time.sleep and wait is not None:
+            self.sleep = wait
 
 
 @dataclass
@@ -52,23 +62,31 @@ class SendReport:
     stopped: bool = False
     handled_now: int = 0  # recipients given a final outcome by this run
     already_sent_on: str = ""  # the date a send that was complete before this run ended
+    outcomes: Counter[str] = field(default_factory=Counter)  # this run's, by status
+    problem: str = ""  # why the run stopped before the end (disk full, database locked)
 
     @property
     def ok(self) -> bool:
-        return self.done and not self.counts["failed"] and not self.counts["unknown"]
+        c = self.counts
+        return self.done and not (c["failed"] or c["invalid"] or c["unknown"])
 
     def summary(self, outbox: Path | None = None) -> list[str]:
-        """What a person reads after a send; where the outbox's messages went."""
+        """What a person reads after a send; where the outbox's messages went, and what
+        to do about readers it could not reach."""
         c = self.counts
         if self.already_sent_on:
             return [f"{self.issue}: already sent on {self.already_sent_on} to {c['sent']} "
                     "readers; nothing to send"]
         state = "done" if self.done else "stopped" if self.stopped else "incomplete"
         lines = [f"{self.issue}: {state} through {self.provider}: sent {c['sent']}, failed "
-                 f"{c['failed']}, unknown {c['unknown']}, skipped {c['skipped']}, pending "
-                 f"{c['pending']} of {self.total}"]
+                 f"{c['failed']}, invalid {c['invalid']}, unknown {c['unknown']}, skipped "
+                 f"{c['skipped']}, pending {c['pending']} of {self.total}"]
         if self.provider == "outbox" and c["sent"] and outbox is not None:
             lines.append(f"messages written to {display_path(outbox / self.issue)}/")
+        if c["failed"] or c["invalid"]:
+            lines.append(f"`newsletter status {self.issue}` lists the failed and invalid "
+                         f"addresses; fix them, then `newsletter send {self.issue} "
+                         "--resend-failed`")
         return lines
 
 
@@ -92,7 +110,8 @@ def send_issue(folder: Path, config: Config, provider: Provider, rt: Runtime,
                ) -> SendReport:
     _require_unsubscribe_url(config)
     issue, email = prepared or prepare(folder, config)
-    ledger = Ledger(connect(config.database))
+    ledger = Ledger(connect(config.database), config.database_wait.total_seconds(), rt.sleep,
+                    rt.stop, rt.log)
     if ledger.find(*issue.ledger_keys) is None and not audience.count(ledger.db)["active"]:
         ledger.db.close()
         raise PipelineError(f"{issue.id}: nobody to send to: the audience has no active "
@@ -117,51 +136,92 @@ def send_issue(folder: Path, config: Config, provider: Provider, rt: Runtime,
     if resend_unknown:
         count = ledger.resend_unknown(record.id, rt.clock())
         rt.log(f"{issue.id}: {count} unknown recipients queued to send again")
-    progress = rt.progress(issue.id, ledger.counts(record.id)["pending"])
-    with provider:
-        while not rt.stop():
-            batch = ledger.claim(record.id, provider.batch_size, rt.clock())
-            if not batch:
-                break
-            delivered = deliver_batch(ledger, record.id, provider, email, batch, rt)
-            report.handled_now += delivered.handled
-            progress(report.handled_now)
-            if not delivered.finished:
-                break
-    getattr(progress, "finish", lambda: None)()
-    report.stopped = rt.stop()
-    report.done = ledger.finish_if_done(record.id, rt.clock())
-    report.counts = ledger.counts(record.id)
-    ledger.db.close()
+    try:
+        deliver_all(ledger, record.id, provider, email, report, rt)
+        report.done = ledger.finish_if_done(record.id, rt.clock())
+    except (DeliveryStopped, LedgerBusy) as exc:
+        # the outbox cannot be written, or the database stayed locked: the run stops with
+        # what it says; what was not delivered stays pending, what was not recorded in flight
+        report.problem = exc.format_message()
+        rt.log(report.problem)
+    finally:
+        counts = ledger.counts(record.id)
+        ledger.db.close()
+    report.stopped = rt.stop() or bool(report.problem)
+    # a row still in flight when the run ends is one nobody is delivering any more: its
+    # outcome is unknown (the next run marks it so)
+    counts["unknown"] += counts["inflight"]
+    counts["inflight"] = 0
+    report.counts = counts
     return report
+
+
+def deliver_all(ledger: Ledger, send_id: int, provider: Provider, email: PreparedEmail,
+                report: SendReport, rt: Runtime) -> None:
+    """Claim and deliver batch after batch until none is left, a stop is asked for, or a
+    batch cannot be delivered now."""
+    progress = rt.progress(email.slug, ledger.counts(send_id)["pending"])
+    try:
+        with provider:
+            while not rt.stop():
+                batch = ledger.claim(send_id, provider.batch_size, rt.clock())
+                for status, address, why in ledger.set_aside:
+                    report.outcomes[status] += 1
+                    report.handled_now += 1
+                    if status == "invalid":
+                        rt.log(f"{email.slug}: not sent to '{shown(address)}': {why}")
+                ledger.set_aside.clear()
+                if not batch:
+                    break
+                delivered = deliver_batch(ledger, send_id, provider, email, batch, rt)
+                report.handled_now += delivered.handled
+                report.outcomes.update(delivered.outcomes)
+                progress(report.handled_now, report.outcomes)
+                if not delivered.finished:
+                    break
+    finally:
+        getattr(progress, "finish", lambda: None)()
 
 
 @dataclass
 class Delivered:
     handled: int = 0
-    finished: bool = True  # False: the batch was put back after too many attempts
+    finished: bool = True  # False: the batch was put back, and the run should stop
+    outcomes: Counter[str] = field(default_factory=Counter)  # final outcomes, by status
 
 
 def deliver_batch(ledger: Ledger, send_id: int, provider: Provider, email: PreparedEmail,
                   batch: list[Recipient], rt: Runtime) -> Delivered:
-    """Send one claimed batch, retrying what was certainly not delivered."""
+    """Send one claimed batch, retrying soon what the provider could not take (RETRY),
+    leaving to a later run whom the server deferred (DEFERRED, a 4xx), and recording
+    every other outcome once: a reader refused (FAILED) fails alone."""
     result = Delivered()
     pending = batch
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             outcomes = provider.send([email.message(r) for r in pending], rt.clock())
-        except DeliveryError:
-            ledger.release(send_id, pending, "not sent: the provider refused the request",
-                           rt.clock())
+        except DeliveryError as exc:
+            # what the provider handled before it is recorded; the rest was not sent
+            handled = [(r, o) for r, o in zip(pending, exc.done, strict=False) if o]
+            ids = {r.id for r, _ in handled}
+            unsent = [(r, "pending", "", f"not sent: {exc.message}")
+                      for r in pending if r.id not in ids]
+            ledger.record(send_id, [*_rows(handled), *unsent], provider.name, rt.clock())
             raise
-        done, retry = [], []
+        final, retry, deferred = [], [], []
         for recipient, outcome in zip(pending, outcomes, strict=True):
             if outcome.status == RETRY:
                 retry.append((recipient, outcome))
+            elif outcome.status == DEFERRED:
+                deferred.append((recipient, outcome))
             else:
-                done.append((recipient, outcome.status, outcome.message_id, outcome.error))
-                result.handled += 1
-        ledger.record(send_id, done, provider.name, rt.clock())
+                final.append((recipient, outcome))
+        ledger.record(send_id, [*_rows(final), *((r, "pending", "", f"deferred: {o.error}")
+                                                 for r, o in deferred)],
+                      provider.name, rt.clock())
+        result.handled += len(final)
+        result.outcomes.update(o.status for _, o in final)
+        _log_refusals(email.slug, provider.name, final, deferred, rt)
         if not retry:
             return result
         error = retry[0][1].error
@@ -170,7 +230,13 @@ def deliver_batch(ledger: Ledger, send_id: int, provider: Provider, email: Prepa
         delay = backoff(attempt, retry[0][1].retry_after, rt.random)
         rt.log(f"{email.slug}: {len(retry)} not delivered ({error}); attempt {attempt + 1} "
                f"of {MAX_ATTEMPTS} in {delay:.1f}s")
-        rt.sleep(delay)
+        rt.sleep(delay)  # a stop ends it at once
+        if rt.stop():
+            ledger.release(send_id, [r for r, _ in retry],
+                           f"not sent: the run stopped while waiting to retry ({error})",
+                           rt.clock())
+            result.finished = False
+            return result
         pending = [recipient for recipient, _ in retry]
     ledger.release(send_id, [r for r, _ in retry],
                    f"gave up after {MAX_ATTEMPTS} attempts: {error}", rt.clock())
@@ -185,11 +251,43 @@ def local_date(stamp: str, config: Config) -> str:
     return datetime.fromisoformat(stamp).astimezone(config.zone).date().isoformat()
 
 
+def _rows(pairs: list[tuple[Recipient, Outcome]]) -> list[tuple[Recipient, str, str, str]]:
+    return [(r, o.status, o.message_id, o.error) for r, o in pairs]
+
+
+def _log_refusals(slug: str, provider: str, final: list[tuple[Recipient, Outcome]],
+                  deferred: list[tuple[Recipient, Outcome]], rt: Runtime) -> None:
+    """One log line for the readers a batch failed, one for those it deferred."""
+    failed = [(r, o) for r, o in final if o.status == FAILED]
+    for pairs, what in ((failed, f"refused by {provider}, failed"),
+                        (deferred, f"deferred by {provider}; a later run tries again")):
+        if pairs:
+            first, outcome = pairs[0]
+            more = f" and {len(pairs) - 1} more" if len(pairs) > 1 else ""
+            rt.log(f"{slug}: {len(pairs)} {what}: {shown(first.email)}{more} "
+                   f"({outcome.error})")
+
+
 def backoff(attempt: int, retry_after: float | None, rng: Callable[[], float]) -> float:
     """Exponential backoff with full jitter, or what the provider asked for."""
     if retry_after is not None:
         return min(MAX_DELAY, retry_after + rng())
     return min(MAX_DELAY, BASE_DELAY * 2 ** (attempt - 1) * (0.5 + rng()))
+
+
+def resend_failed(config: Config, issue: Issue, rt: Runtime) -> int:
+    """`send ISSUE --resend-failed`: the readers the provider refused (failed) and those
+    whose address was invalid back to pending, once the operator has fixed them; how
+    many. An address still invalid is set aside again at its claim, never sent."""
+    db = connect(config.database)
+    try:
+        ledger = Ledger(db, config.database_wait.total_seconds(), rt.sleep, rt.stop, rt.log)
+        record = ledger.find(*issue.ledger_keys)
+        count = ledger.requeue(record.id, ("failed", "invalid"), rt.clock()) if record else 0
+    finally:
+        db.close()
+    rt.log(f"{issue.id}: {count} failed or invalid recipients queued to send again")
+    return count
 
 
 def send_test(folder: Path, config: Config, provider: Provider, addresses: list[str],
@@ -228,7 +326,8 @@ def plan_send(folder: Path, config: Config, provider_name: str, now: datetime) -
             first = ledger.first_pending(record.id)
         else:
             remaining, done = audience.count(db)["active"], 0
-            sub = next(audience.subscribers(db, "active"), None)
+            sub = next((s for s in audience.subscribers(db, "active")
+                        if not invalid_reason(s.email)), None)
             first = Recipient(sub.id, sub.email, sub.name) if sub else None
     finally:
         db.close()

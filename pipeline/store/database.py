@@ -53,6 +53,30 @@ MIGRATIONS = [
         PRIMARY KEY (send_id, subscriber_id)
     ) WITHOUT ROWID;  -- batches are claimed in key order: no index on status to keep
     """,
+    # 2: the ledger outcome 'invalid' (a stored address that cannot be sent to). SQLite
+    # cannot change a CHECK constraint: deliveries is rebuilt with it and copied over
+    # (no table refers to deliveries, so the foreign keys stay as they are).
+    """
+    CREATE TABLE deliveries_v2 (
+        send_id INTEGER NOT NULL REFERENCES sends (id),
+        subscriber_id INTEGER NOT NULL,
+        email TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN
+            ('pending', 'inflight', 'sent', 'failed', 'invalid', 'unknown', 'skipped')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        provider TEXT,
+        message_id TEXT,
+        error TEXT,
+        updated_at TEXT,
+        PRIMARY KEY (send_id, subscriber_id)
+    ) WITHOUT ROWID;
+    INSERT INTO deliveries_v2 (send_id, subscriber_id, email, status, attempts, provider,
+                               message_id, error, updated_at)
+        SELECT send_id, subscriber_id, email, status, attempts, provider, message_id, error,
+               updated_at FROM deliveries;
+    DROP TABLE deliveries;
+    ALTER TABLE deliveries_v2 RENAME TO deliveries
+    """,
 ]
 
 
@@ -86,8 +110,18 @@ def migrate(db: sqlite3.Connection) -> None:
             raise
 
 
+def is_busy(error: sqlite3.OperationalError) -> bool:
+    """SQLite's "database is locked" (another connection holds the write lock), which
+    waiting can cure, as opposed to an error in the statement."""
+    primary = getattr(error, "sqlite_errorcode", 0) & 0xFF  # SQLITE_BUSY_SNAPSHOT is BUSY too
+    return primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
 class transaction:
-    """``with transaction(db):`` BEGIN IMMEDIATE … COMMIT, or ROLLBACK on error."""
+    """``with transaction(db):`` BEGIN IMMEDIATE … COMMIT, or ROLLBACK on error.
+
+    A COMMIT that fails (a locked database) rolls back too, so that the connection is
+    never left inside a transaction and the whole block can be tried again."""
 
     def __init__(self, db: sqlite3.Connection):
         self.db = db
@@ -97,4 +131,13 @@ class transaction:
         return self.db
 
     def __exit__(self, kind, value, tb) -> None:
-        self.db.execute("ROLLBACK" if kind else "COMMIT")
+        if kind is None:
+            try:
+                self.db.execute("COMMIT")
+                return
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")

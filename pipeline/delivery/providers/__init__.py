@@ -17,11 +17,15 @@ from ...errors import ConfigError
 from ..personalise import Message
 
 SENT, FAILED, RETRY, UNKNOWN = "sent", "failed", "retry", "unknown"
+DEFERRED = "deferred"
 
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # sent | failed (permanent) | retry (not delivered; safe to retry) | unknown
+    # sent | failed (refused for good: this reader only) | retry (not delivered: the
+    # provider could not take the request; safe to retry soon) | deferred (not delivered:
+    # the server asked to try this reader later, a 4xx; a later run does) | unknown
+    status: str
     message_id: str = ""
     error: str = ""
     retry_after: float | None = None  # seconds the provider asked us to wait

@@ -21,6 +21,7 @@ from ..personalise import Message, PreparedEmail
 from . import FAILED, RETRY, SENT, UNKNOWN, Outcome, Provider
 
 MAX_PERSONALIZATIONS = 1000
+GIVE_UP_AT = 16  # parts of a batch all refused without a field named: the request is wrong
 TEXT_KEY = "%%text:"  # the text part's placeholders get their own keys: values differ
 
 
@@ -65,7 +66,7 @@ class SendGridProvider(Provider):
             substitutions = {key: (escaped if html else raw)[name] or fallback
                              for key, name, fallback, html in slots}
             to = {"email": message.recipient.email}
-            name = re.sub(r"[;,\r\n]", " ", message.recipient.name).strip()
+            name = re.sub(r"[;,]", " ", message.values["name"]).strip()  # SendGrid refuses ;,
             if name:
                 to["name"] = name
             personalizations.append({
@@ -114,10 +115,56 @@ class SendGridProvider(Provider):
                 + _json(self.personalizations(messages)) + "}")
 
     def send(self, messages: Sequence[Message], now: datetime) -> list[Outcome]:
-        from python_http_client.exceptions import HTTPError
+        """One request for the batch. SendGrid refuses a whole request for one bad
+        personalization (400): the readers its errors name fail alone and the others are
+        sent again at once; when it names none, the batch is halved until the bad ones
+        are alone."""
+        outcomes: list[Outcome | None] = [None] * len(messages)
+        level = [list(range(len(messages)))]  # groups of message indices still to send
+        while level:
+            halves: list[list[int]] = []
+            refused_all, refusal = True, None
+            for group in level:
+                try:
+                    answer = self._request([messages[i] for i in group])
+                except DeliveryError as exc:
+                    exc.done = outcomes  # the parts sent before it (None: not sent)
+                    raise
+                if isinstance(answer, Outcome):
+                    refused_all = False
+                    for i in group:
+                        outcomes[i] = answer
+                    continue
+                refusal = answer
+                named, shared = _blame(answer, len(group))
+                if shared or (not named and len(group) == 1):
+                    for i in group:  # the request as a whole (from, content, …), or the one
+                        outcomes[i] = Outcome(FAILED, error=answer.line())
+                elif named:
+                    refused_all = False  # the others are fine: send them again now
+                    for n, error in named.items():
+                        outcomes[group[n]] = Outcome(FAILED, error=error)
+                    rest = [i for n, i in enumerate(group) if n not in named]
+                    if rest:
+                        halves.append(rest)
+                else:
+                    middle = len(group) // 2
+                    halves += [group[:middle], group[middle:]]
+            if halves and refused_all and refusal and len(level) >= GIVE_UP_AT:
+                # every part refused at every level, no reader named: the request itself
+                # is wrong (or a bad reader is in each part), and halving further would
+                # only multiply the requests
+                error = f"{refusal.line()} (every part of the batch was refused)"
+                for i in (i for group in halves for i in group):
+                    outcomes[i] = Outcome(FAILED, error=error)
+                break
+            level = halves
+        assert all(outcome is not None for outcome in outcomes)
+        return outcomes  # type: ignore[return-value]
 
-        def every(outcome: Outcome) -> list[Outcome]:
-            return [outcome] * len(messages)
+    def _request(self, messages: Sequence[Message]) -> Outcome | Refusal:
+        """One POST: the outcome for every message of it, or SendGrid's 400."""
+        from python_http_client.exceptions import HTTPError
 
         try:
             # a JSON text with this content type is sent as it is (python_http_client
@@ -127,44 +174,88 @@ class SendGridProvider(Provider):
                 request_headers={"Content-Type": "application/json; charset=utf-8"})
         except HTTPError as exc:
             status = exc.status_code
+            if status == 400:
+                return Refusal(exc.body)
             error = f"SendGrid answered {status}: {describe_errors(exc.body)}"
             if status in (401, 403):
                 raise DeliveryError(f"{error}; check SENDGRID_API_KEY and its permissions "
                                     "(mail send)") from None
             if status == 429 or status >= 500:
-                return every(Outcome(RETRY, error=error, retry_after=retry_after(exc.headers)))
-            return every(Outcome(FAILED, error=error))
+                return Outcome(RETRY, error=error, retry_after=retry_after(exc.headers))
+            return Outcome(FAILED, error=error)
         except TimeoutError as exc:
             # the request went out and no answer came: SendGrid may be sending it
-            return every(Outcome(UNKNOWN, error=f"no answer from SendGrid: {exc}"))
+            return Outcome(UNKNOWN, error=f"no answer from SendGrid: {exc}")
         except (OSError, HTTPException) as exc:
             # refused, reset or closed without an answer: nothing was accepted
             reason = getattr(exc, "reason", exc)
             if isinstance(reason, TimeoutError) and not isinstance(exc, TimeoutError):
                 reason = f"timed out while sending: {reason}"
-            return every(Outcome(RETRY, error=f"connection to SendGrid failed: {reason}"))
+            return Outcome(RETRY, error=f"connection to SendGrid failed: {reason}")
         message_id = response.headers.get("X-Message-Id", "") if response.headers else ""
-        return every(Outcome(SENT, message_id=message_id))
+        return Outcome(SENT, message_id=message_id)
+
+
+class Refusal:
+    """SendGrid's 400 for a request: its errors, each with the field it blames."""
+
+    def __init__(self, body: bytes | str | None):
+        self.body = body
+        self.errors = _errors(body) or []
+
+    def line(self) -> str:
+        return f"SendGrid answered 400: {describe_errors(self.body)}"
+
+
+PERSONALIZATION = re.compile(r"^personalizations\.(\d+)(?:\.(.+))?$")
+
+
+def _blame(refusal: Refusal, size: int) -> tuple[dict[int, str], bool]:
+    """({index of a personalization it names: that reader's error}, whether an error
+    blames the request as a whole: a field that is no one reader's)."""
+    named: dict[int, list[str]] = {}
+    shared = False
+    for error in refusal.errors:
+        field = str(error.get("field") or "")
+        match = PERSONALIZATION.match(field)
+        if match and int(match[1]) < size:
+            where = f" (field: {match[2]})" if match[2] else ""
+            message = str(error.get("message", "")).strip()
+            named.setdefault(int(match[1]), []).append(message + where)
+        elif field:
+            shared = True
+    return {n: "SendGrid answered 400: " + "; ".join(parts) for n, parts in named.items()}, shared
 
 
 def _json(value) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def describe_errors(body: bytes | str | None) -> str:
-    """SendGrid's error body, as a line a person can read."""
+def _errors(body: bytes | str | None) -> list[dict] | None:
+    """The list of errors of SendGrid's error body, or None when it is not one."""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
     try:
         errors = json.loads(text)["errors"]
-        parts = []
-        for error in errors:
-            part = str(error.get("message", "")).strip()
-            if error.get("field"):
-                part += f" (field: {error['field']})"
-            parts.append(part)
-        return "; ".join(parts) or text
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(errors, list) or not all(isinstance(e, dict) for e in errors):
+        return None
+    return errors
+
+
+def describe_errors(body: bytes | str | None) -> str:
+    """SendGrid's error body, as a line a person can read."""
+    errors = _errors(body)
+    if errors is None:
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
         return text.strip()[:500] or "no details"
+    parts = []
+    for error in errors:
+        part = str(error.get("message", "")).strip()
+        if error.get("field"):
+            part += f" (field: {error['field']})"
+        parts.append(part)
+    return "; ".join(parts) or "no details"
 
 
 def retry_after(headers) -> float | None:

@@ -1,6 +1,7 @@
 """smtp: smtplib with STARTTLS, SSL or no TLS, one connection reused across batches.
 
-A refused recipient fails alone; the batch goes on. The password comes from
+A refused recipient fails alone (5xx) or is deferred to a later run (4xx); after a
+refusal RSET clears the transaction and the batch goes on. The password comes from
 SMTP_PASSWORD only.
 """
 
@@ -13,7 +14,7 @@ from datetime import datetime
 
 from ...errors import DeliveryError
 from ..personalise import Message
-from . import FAILED, RETRY, SENT, UNKNOWN, Outcome, Provider
+from . import DEFERRED, FAILED, RETRY, SENT, UNKNOWN, Outcome, Provider
 
 
 class SMTPProvider(Provider):
@@ -71,13 +72,38 @@ class SMTPProvider(Provider):
                 pass
             self.connection = None
 
+    def _drop(self) -> None:
+        """Forget a connection that cannot be trusted any more; the next message opens
+        a new one."""
+        if self.connection is not None:
+            try:
+                self.connection.close()
+            except OSError:
+                pass
+            self.connection = None
+
+    def _reset(self) -> None:
+        """RSET after a refused transaction, so that the next MAIL FROM starts afresh
+        (without it a server answers every following reader with 503)."""
+        assert self.connection is not None
+        try:
+            code, _ = self.connection.rset()
+        except (smtplib.SMTPException, OSError):
+            code = 0
+        if code != 250:
+            self._drop()
+
     def send(self, messages: Sequence[Message], now: datetime) -> list[Outcome]:
         outcomes: list[Outcome] = []
         sender = self.config.sender.email
         for index, message in enumerate(messages):
             in_data = False
             try:
-                self._connect()
+                try:
+                    self._connect()
+                except DeliveryError as exc:
+                    exc.done = outcomes  # those before it were delivered or refused
+                    raise
                 connection = self.connection
                 assert connection is not None
                 code, reply = connection.mail(sender)
@@ -85,18 +111,19 @@ class SMTPProvider(Provider):
                     code, reply = connection.rcpt(message.recipient.email)
                 if code in (250, 251):
                     in_data = True
-                    code, reply = connection.data(message.as_bytes(now))
+                    try:
+                        code, reply = connection.data(message.as_bytes(now))
+                    except smtplib.SMTPDataError as exc:  # DATA itself refused: nothing sent
+                        code, reply = exc.smtp_code, exc.smtp_error
                 if code == 250:
                     outcomes.append(Outcome(SENT, message_id=message.message_id))
-                else:
-                    connection.rset()
-                    outcomes.append(_refused(code, reply))
-            except smtplib.SMTPDataError as exc:  # refused at DATA (e.g. 554 after 354)
-                outcomes.append(_refused(exc.smtp_code, exc.smtp_error))
+                    continue
+                outcomes.append(_refused(code, reply))
+                self._reset()
             except (smtplib.SMTPException, OSError) as exc:
                 # Before DATA nothing was accepted: safe to retry. During DATA the server
                 # may have taken the message before the connection broke: unknown.
-                self.connection = None
+                self._drop()
                 error = f"connection to {self.host}:{self.port} broke: {exc}"
                 outcomes.append(Outcome(UNKNOWN if in_data else RETRY, error=error))
                 outcomes += [Outcome(RETRY, error="not tried: " + error)] * (
@@ -106,8 +133,9 @@ class SMTPProvider(Provider):
 
 
 def _refused(code: int, reply: bytes | str) -> Outcome:
+    """A refused reader: a 4xx is for now (a later run tries again), a 5xx for good."""
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-    return Outcome(RETRY if 400 <= code < 500 else FAILED, error=f"{code} {text}")
+    return Outcome(DEFERRED if 400 <= code < 500 else FAILED, error=f"{code} {text}")
 
 
 PROVIDER = SMTPProvider

@@ -58,7 +58,10 @@ class App:
 
         progress = progress_for(sys.stderr.isatty(),
                                 lambda text: click.echo(text, err=True, nl=False), self.log)
-        return Runtime(clock=self.clock, sleep=self.sleep, log=self.log, progress=progress,
+        # a real sleep becomes the stop's wait, which a signal ends at once: a backoff
+        # never holds a stopping send (a sleep a test injects is kept as it is)
+        sleep = getattr(stop, "wait", self.sleep) if self.sleep is time.sleep else self.sleep
+        return Runtime(clock=self.clock, sleep=sleep, log=self.log, progress=progress,
                        stop=stop or (lambda: False))
 
     def issue_folder(self, name: str) -> Path:
@@ -69,7 +72,7 @@ class App:
     def db(self):
         from .store import connect
 
-        return connect(self.config.database)
+        return connect(self.config.database, self.config.database_wait.total_seconds())
 
 
 pass_app = click.make_pass_decorator(App)
@@ -88,7 +91,28 @@ def needs(*secrets: str):
     return decorate
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """Runs the command; a database that stays locked by another program (past
+    database_wait) is said as such, never a traceback. Sends wait in the ledger too."""
+
+    def invoke(self, ctx: click.Context):
+        import sqlite3
+
+        from .store.database import is_busy
+
+        try:
+            return super().invoke(ctx)
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            config = ctx.obj.config
+            raise PipelineError(f"locked by another program ({exc}) for longer than "
+                                f"database_wait ({config.database_wait}); nothing was "
+                                "changed: try again when it is done",
+                                path=display_path(config.database)) from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               help="newsletter.toml to use (default: found in this folder or a parent).")
 @click.option("--project", type=click.Path(file_okay=False, path_type=Path),

@@ -91,6 +91,13 @@ class DeliveryError(PipelineError):
         self.done = list(done)
 
 
+class CredentialsError(DeliveryError):
+    """The provider refused our credentials (an API key, a login, a certificate): a
+    configuration error (exit 4), said before anyone is marked."""
+
+    exit_code = ExitStatus.CONFIG
+
+
 class DeliveryStopped(DeliveryError):
     """Delivery cannot go on (the outbox cannot be written: disk full, read-only): the run
     stops, the readers not yet delivered stay pending. The send is partial (exit 3)."""

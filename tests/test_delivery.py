@@ -218,11 +218,11 @@ def test_smtp_login_refused_stops_without_marking_anyone(run, audience, tmp_path
                "NEWSLETTER_SMTP_PORT": str(server.port), "NEWSLETTER_SMTP_USERNAME": "mailer",
                "NEWSLETTER_SMTP_CA_FILE": str(tmp_path / "ca.pem"), "SMTP_PASSWORD": "wrong"}
         result = run("send", ISSUE, "--yes", env=env)
-        assert result.exit_code == 1
+        assert result.exit_code == 4  # wrong credentials: configuration
         assert result.stderr == ("the SMTP server refused the login (535); check "
                                  "smtp.username and SMTP_PASSWORD\n")
         untrusted = run("send", ISSUE, "--yes", env={**env, "NEWSLETTER_SMTP_CA_FILE": ""})
-        assert untrusted.exit_code == 1
+        assert untrusted.exit_code == 4
         assert untrusted.stderr.startswith("the SMTP server's certificate is not trusted (")
     assert ledger(audience) == {"pending": 12}
 
@@ -285,7 +285,7 @@ def test_sendgrid_error_body_is_shown_and_the_batch_fails(run, audience, sendgri
 def test_sendgrid_401_stops_without_marking_anyone(run, audience, sendgrid):
     run.env["SENDGRID_API_KEY"] = "SG.wrong"
     result = run("send", ISSUE, "--yes")
-    assert result.exit_code == 1
+    assert result.exit_code == 4  # a key SendGrid refuses is a configuration error
     assert result.stderr == ("SendGrid answered 401: The provided authorization grant is "
                              "invalid, expired, or revoked; check SENDGRID_API_KEY and its "
                              "permissions (mail send)\n")

@@ -204,3 +204,17 @@ def test_stop_wait_returns_at_once_when_stopped():
     stop.wait(30)
     assert stop() and time.monotonic() - began < 1
     stop.close()
+
+
+def test_any_command_on_a_database_locked_too_long_says_so_and_changes_nothing(run, audience):
+    run.env["NEWSLETTER_DATABASE_WAIT"] = "1s"
+    holder = hold_write_lock(audience, 4)
+    started = time.monotonic()
+    result = run("audience", "add", "late.comer@example.com")
+    waited = time.monotonic() - started
+    holder.join()
+    assert result.exit_code == 1 and 1 <= waited < 3.5  # database_wait, not the lock's 4 s
+    assert result.stderr == (".newsletter/newsletter.db: locked by another program (database "
+                             "is locked) for longer than database_wait (0:00:01); nothing was "
+                             "changed: try again when it is done\n")
+    assert run("audience", "count").stdout.startswith("12 active")

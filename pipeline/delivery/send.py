@@ -43,12 +43,6 @@ class Runtime:
     progress: Callable[[str, int], Callable[[int, Mapping[str, int]], None]] = \
         lambda label, total: lambda done, outcomes: None
 
-    def __post_init__(self) -> None:
-        # The real sleep becomes a wait that a stop (signals.Stop) ends at once, so that a
-        # backoff never holds a stopping send; a sleep a test injects is kept as it is.
-        wait = getattr(self.stop, "wait", None)
-        if self.sleep is time.sleep and wait is not None:
-            self.sleep = wait
 
 
 @dataclass

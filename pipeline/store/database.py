@@ -80,9 +80,11 @@ MIGRATIONS = [
 ]
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path, timeout: float = 30) -> sqlite3.Connection:
+    """The database, created and migrated if need be; a write waits up to ``timeout``
+    seconds for another program's write lock."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, timeout=30, isolation_level=None)  # explicit transactions
+    db = sqlite3.connect(path, timeout=timeout, isolation_level=None)  # explicit transactions
     db.row_factory = sqlite3.Row
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")  # durable at each commit's WAL write

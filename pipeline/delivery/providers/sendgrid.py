@@ -16,7 +16,7 @@ from datetime import datetime
 from html import escape
 from http.client import HTTPException
 
-from ...errors import DeliveryError
+from ...errors import CredentialsError, DeliveryError
 from ..personalise import Message, PreparedEmail
 from . import FAILED, RETRY, SENT, UNKNOWN, Outcome, Provider
 
@@ -178,7 +178,7 @@ class SendGridProvider(Provider):
                 return Refusal(exc.body)
             error = f"SendGrid answered {status}: {describe_errors(exc.body)}"
             if status in (401, 403):
-                raise DeliveryError(f"{error}; check SENDGRID_API_KEY and its permissions "
+                raise CredentialsError(f"{error}; check SENDGRID_API_KEY and its permissions "
                                     "(mail send)") from None
             if status == 429 or status >= 500:
                 return Outcome(RETRY, error=error, retry_after=retry_after(exc.headers))

@@ -12,7 +12,7 @@ import ssl
 from collections.abc import Sequence
 from datetime import datetime
 
-from ...errors import DeliveryError
+from ...errors import CredentialsError, DeliveryError
 from ..personalise import Message
 from . import DEFERRED, FAILED, RETRY, SENT, UNKNOWN, Outcome, Provider
 
@@ -45,10 +45,10 @@ class SMTPProvider(Provider):
         try:
             self._login()
         except smtplib.SMTPAuthenticationError as exc:
-            raise DeliveryError(f"the SMTP server refused the login ({exc.smtp_code}); check "
+            raise CredentialsError(f"the SMTP server refused the login ({exc.smtp_code}); check "
                                 "smtp.username and SMTP_PASSWORD") from None
         except ssl.SSLCertVerificationError as exc:
-            raise DeliveryError(f"the SMTP server's certificate is not trusted "
+            raise CredentialsError(f"the SMTP server's certificate is not trusted "
                                 f"({exc.verify_message}); set smtp.ca_file to its CA") from None
 
     def _login(self) -> None:

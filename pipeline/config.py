@@ -397,8 +397,23 @@ def parse_duration(text: str) -> timedelta | None:
     return timedelta(**{unit: int(match[1])})
 
 
+# Plainly valid addresses, which email-validator accepts too: ASCII dot-atoms at a dotted
+# domain of letter/digit/hyphen labels (none an IDNA "xn--" label) with a letters-only
+# top-level domain that is not special-use. They skip email-validator, which costs
+# ~35 µs an address: a send checks every reader's address. Anything else is asked of it.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"(?!xn--)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PLAIN_ADDRESS = re.compile(rf"(?P<local>{_ATEXT}(?:\.{_ATEXT})*)@(?:{_LABEL}\.)+"
+                            r"(?P<tld>[A-Za-z]{2,63})")
+_SPECIAL_USE = frozenset({"arpa", "invalid", "local", "localhost", "onion", "test"})
+
+
 def email_address_problem(value: str) -> str | None:
     """Why an address is not one (syntax only: no DNS), or None."""
+    plain = _PLAIN_ADDRESS.fullmatch(value)
+    if plain and len(value) <= 254 and len(plain["local"]) <= 64 and \
+            plain["tld"].lower() not in _SPECIAL_USE:
+        return None
     from email_validator import EmailNotValidError, validate_email
 
     try:

@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from email import policy
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import MINIMAL_SECTION, MINIMAL_YAML, write_issue
 
 EARLY = datetime(2023, 12, 6, 0, 0, tzinfo=UTC)  # 08:00 in Shanghai: before any schedule here
@@ -231,3 +233,37 @@ def test_a_folder_name_that_is_not_an_id(run, audience, project):
     assert again.stdout == ("ai-weekly-09: already sent on 2023-12-06 to 12 readers; nothing "
                             "to send\n")
     assert sends(project) == [("ai-weekly-09", "done")]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("number: 1\n", "derived"),
+    ("number: 1\nid: ai-weekly-10\n", "ai-weekly-10"),
+    ("number: 1\nid: ai-weekly-10  # keep it\n", "ai-weekly-10"),
+    ("number: 1\nid: 'ai-weekly-10'\n", "ai-weekly-10"),
+    ('number: 1\n"id": ai-weekly-10\n', "ai-weekly-10"),
+    ("{number: 1, id: ai-weekly-10}\n", "ai-weekly-10"),
+    ("number: 1\nid: yes\n", None),
+    ("number: 1\nid: 10\n", "10"),
+    ("number: 1\nid:\n", None),
+    ("base: &b {id: from-anchor}\n<<: *b\nnumber: 1\n", "from-anchor"),
+    ("number: 1\nid: one\nid: two\n", "two"),
+])
+def test_the_quick_id_of_a_folder_is_what_yaml_says(tmp_path, text, expected):
+    """Every folder's id is read on every command, mostly from its lines; whatever the
+    shortcut answers, it is what parsing the YAML answers."""
+    import yaml
+
+    from pipeline.issue.identity import IssueIds, derived_id, is_id
+
+    folder = tmp_path / "2024-01-05-weekly"
+    folder.mkdir()
+    (folder / "issue.yaml").write_text(text)
+    found = IssueIds([folder]).by_id
+    data = yaml.safe_load(text)
+    value = data.get("id")
+    parsed = derived_id(folder) if "id" not in data else \
+        (str(value) if isinstance(value, str | int) and not isinstance(value, bool) and
+         is_id(str(value)) else None)
+    got = next(iter(found), None)
+    assert got == parsed
+    assert got == (derived_id(folder) if expected == "derived" else expected)

@@ -73,12 +73,29 @@ class IssueIds:
         return (issue_id, name)
 
 
+_ID_KEY = re.compile(r"""^["']?id["']?[ \t]*:""", re.M)  # any line that may set the id
+_YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "y", "n"}  # not strings
+_PLAIN_ID = re.compile(r"^id:[ \t]*([a-z][a-z0-9-]*)[ \t]*(?:#.*)?$", re.M)
+
+
 def _quick_id(folder: Path) -> str | None:
     """The id of a folder without validating the rest of it; None if unreadable (the
-    folder's own read reports why)."""
+    folder's own read reports why). Every folder is asked on every read, so the usual
+    files are answered from their lines: no id line at all, or one plain `id: x`; only
+    anything else (quotes, flow style, anchors) is parsed as YAML."""
     try:
-        data = yaml.safe_load((folder / "issue.yaml").read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        text = (folder / "issue.yaml").read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not (text.lstrip().startswith("{") or "<<" in text or "&" in text):
+        keys, plain = _ID_KEY.findall(text), _PLAIN_ID.findall(text)
+        if not keys:
+            return derived_id(folder)
+        if len(keys) == len(plain) == 1 and is_id(plain[0]) and plain[0] not in _YAML_WORDS:
+            return plain[0]
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
         return None
     if not isinstance(data, dict):
         return None

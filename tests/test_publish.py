@@ -134,9 +134,11 @@ def test_index_and_issue_page_fit_a_phone(run, project, browser, static_server):
         assert response.status == 200
         assert horizontal_overflow(page) == 0, path
     page.goto(base + "/")
-    page.click(f'a[href="{ISSUE}/"]')
+    with page.expect_navigation(wait_until="load"):  # the issue's page and its images
+        page.click(f'a[href="{ISSUE}/"]')
     assert page.locator("h1").inner_text() == "AI生产力快报｜09"
-    assert page.evaluate("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+    page.wait_for_function("[...document.images].every(i => i.complete)")
+    assert page.evaluate("[...document.images].every(i => i.naturalWidth > 0)")
     page.close()
 
 

@@ -50,6 +50,7 @@ def test_the_page_shows_the_inbox_row_the_email_and_the_check(browser, preview):
     assert page.locator("#size").inner_text().endswith(" KB of Gmail's 102.0 KB")
     assert page.locator("#summary").inner_text() == "0 errors, 0 warnings"
     assert "你好，读者朋友：" in frame_text(page)  # placeholders filled for the preview
+    page.wait_for_function(f"[...{FRAME}.contentDocument.images].every(i => i.complete)")
     assert page.evaluate(f"[...{FRAME}.contentDocument.images].every(i => i.naturalWidth > 0)")
     page.close()
 

@@ -79,13 +79,28 @@ class Part:
         return "".join(out)
 
 
+MAX_LINE = 998  # octets a line of a message may hold (RFC 5322), CRLF not counted
+
+
 def header_line(name: str, value: str) -> str:
-    """A header, RFC 2047-encoded when it is not ASCII, folded with CRLF."""
+    """A header folded with CRLF (RFC 5322): ASCII at its spaces; RFC 2047 encoded-words
+    when it is not ASCII, or when a word is too long to fit a line."""
     if "\r" in value or "\n" in value:
         raise ValueError(f"a line break in the {name} header")
     if value.isascii():
-        return f"{name}: {value}{CRLF}"
+        if len(name) + 2 + len(value) <= 78:
+            return f"{name}: {value}{CRLF}"
+        folded = f"{name}: {Header(value, 'us-ascii', header_name=name).encode(linesep=CRLF)}"
+        if all(len(line) <= MAX_LINE for line in folded.split(CRLF)):
+            return folded + CRLF
     return f"{name}: {Header(value, 'utf-8', header_name=name).encode(linesep=CRLF)}{CRLF}"
+
+
+def with_query(url: str, name: str, value: str) -> str:
+    """url with ``name=value`` added to its query, whatever query and fragment it has."""
+    base, hashmark, fragment = url.partition("#")
+    joiner = "" if base.endswith(("?", "&")) else "&" if "?" in base else "?"
+    return f"{base}{joiner}{name}={value}{hashmark}{fragment}"
 
 
 def phrase(name: str) -> str:
@@ -122,7 +137,9 @@ class PreparedEmail:
             raise PipelineError("the subject contains a line break; write it on one line",
                                 path=rendered.source, line=subject_line)
         self.signer = Signer(config.require("NEWSLETTER_SECRET"), config.list_id)
-        self.unsubscribe_base = config.unsubscribe_url
+        # the reader's link is prefix + token + suffix: joined once, filled per reader
+        self.unsubscribe_prefix, _, self.unsubscribe_suffix = \
+            with_query(config.unsubscribe_url, "token", "\0").partition("\0")
         self.unsubscribe_email = config.unsubscribe_email
         self.sender_email = sender.email
         self.sender_name = sender.name
@@ -169,7 +186,8 @@ class Message:
         values = dict(recipient.fields)
         values["name"] = display_name(recipient.name)  # no control characters, not too long
         values["email"] = recipient.email
-        values["unsubscribe_url"] = f"{prepared.unsubscribe_base}?token={self.token}"
+        values["unsubscribe_url"] = (prepared.unsubscribe_prefix + self.token
+                                     + prepared.unsubscribe_suffix)
         self.values = values
 
     @property

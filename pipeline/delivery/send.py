@@ -325,7 +325,9 @@ def plan_send(folder: Path, config: Config, provider_name: str, now: datetime) -
             first = Recipient(sub.id, sub.email, sub.name) if sub else None
     finally:
         db.close()
-    recipient = first or Recipient(0, "reader@example.com")
-    raw = email.message(recipient).as_bytes(now).decode("ascii")
-    headers = raw.split("\r\n\r\n", 1)[0].replace("\r\n", "\n")
+    message = email.message(first or Recipient(0, "reader@example.com"))
+    raw = message.as_bytes(now).decode("ascii")
+    # the headers as sent, but a real reader's token never shows on a screen or in a log
+    headers = raw.split("\r\n\r\n", 1)[0].replace("\r\n", "\n").replace(message.token,
+                                                                         "TOKEN")
     return Plan(provider_name, remaining, done, headers)

@@ -1,0 +1,79 @@
+"""Hostile and careless input (issue 13, begun): what reaches headers and links is
+always well-formed, and nothing secret reaches a screen."""
+
+from __future__ import annotations
+
+import email
+import io
+import re
+from email import policy
+
+import pytest
+
+from pipeline.audience.tokens import Signer
+from pipeline.config import load_config
+from pipeline.web import create_app
+from tests.conftest import NOW, SECRET
+
+ISSUE = "2023-12-07-ai-productivity-09"
+LIST_ID = "newsletter.example.com"
+
+
+def messages(project) -> list[tuple[bytes, email.message.EmailMessage]]:
+    return [(path.read_bytes(), email.message_from_bytes(path.read_bytes(), policy=policy.default))
+            for path in sorted((project / "outbox" / ISSUE).glob("*.eml"))]
+
+
+@pytest.mark.parametrize("subject", [
+    "x" * 1200,                                   # one word longer than a line may be
+    "Weekly" + " notes on models and tools" * 40,  # ASCII that must be folded at spaces
+    "本期：" + "大模型与智能体的一周" * 60,            # CJK, encoded-words
+])
+def test_a_long_subject_is_folded_within_998_octets_and_reads_back_whole(run, audience,
+                                                                          project, subject):
+    meta = project / "issues" / ISSUE / "issue.yaml"
+    text = meta.read_text(encoding="utf-8")
+    meta.write_text(re.sub(r"^subject:.*$", f'subject: "{subject}"', text, count=1, flags=re.M),
+                    encoding="utf-8")
+    result = run("send", ISSUE, "--yes")
+    assert result.exit_code == 0, result.output
+    sent = messages(project)
+    assert len(sent) == 12
+    for raw, message in sent:
+        assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+        assert message["Subject"] == subject
+
+
+@pytest.mark.parametrize("url, link", [
+    ("https://news.example.com/u?list=ai", "https://news.example.com/u?list=ai&token="),
+    ("https://news.example.com/u?", "https://news.example.com/u?token="),
+    ("https://news.example.com/u#bye", "https://news.example.com/u?token="),
+])
+def test_unsubscribe_links_join_any_query_and_serve_accepts_them(run, audience, project, url,
+                                                                 link):
+    run.env["NEWSLETTER_UNSUBSCRIBE_URL"] = url
+    assert run("send", ISSUE, "--yes").exit_code == 0
+    token = Signer(SECRET, LIST_ID).token("ada.zhang@example.com")
+    raw, message = next((raw, m) for raw, m in messages(project)
+                        if "ada.zhang@example.com" in m["To"])
+    expected = link + token + ("#bye" if "#" in url else "")
+    assert message["List-Unsubscribe"].startswith(f"<{expected}>")
+    assert f'href="{expected}"' in message.get_body(("html",)).get_content().replace("&amp;", "&")
+
+    config = load_config(project / "newsletter.toml", env={**run.env, "NEWSLETTER_SECRET": SECRET})
+    app = create_app(config, lambda: NOW)
+    path, _, query = expected.split("#")[0].removeprefix("https://news.example.com").partition("?")
+    seen = {}
+    body = b"".join(app({"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": query,
+                         "wsgi.input": io.BytesIO()},
+                        lambda status, headers: seen.update(status=status)))
+    assert seen["status"] == "200 OK" and "ada.zhang@example.com" in body.decode()
+
+
+def test_a_dry_run_shows_a_placeholder_never_a_real_token(run, audience):
+    result = run("send", ISSUE, "--dry-run")
+    assert result.exit_code == 0
+    first = "lin.xiaoyu@example.com"  # the first reader imported
+    assert Signer(SECRET, LIST_ID).token(first) not in result.stdout
+    assert "?token=TOKEN>, <mailto:editors@example.com?subject=unsubscribe%20TOKEN>" in \
+        result.stdout.replace("\n", "")

@@ -332,13 +332,16 @@ def audience_count(app: App) -> None:
 
 
 @audience.command("export")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=click.File("w", encoding="utf-8", lazy=False))
 @pass_app
-def audience_export(app: App, file: Path) -> None:
-    """Write every subscriber to FILE.csv, with status and custom columns."""
+def audience_export(app: App, file) -> None:
+    """Write every subscriber to FILE.csv (- for standard output), with status and custom
+    columns; cells a spreadsheet would run as formulas are written as text."""
     from .audience.csv_files import export_csv
 
-    click.echo(f"wrote {export_csv(app.db(), file)} subscribers to {display_path(file)}")
+    written = export_csv(app.db(), file)
+    where = "standard output" if file.name == "<stdout>" else display_path(file.name)
+    click.echo(f"wrote {written} subscribers to {where}", err=file.name == "<stdout>")
 
 
 @audience.command("unsubscribe")

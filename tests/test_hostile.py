@@ -77,3 +77,28 @@ def test_a_dry_run_shows_a_placeholder_never_a_real_token(run, audience):
     assert Signer(SECRET, LIST_ID).token(first) not in result.stdout
     assert "?token=TOKEN>, <mailto:editors@example.com?subject=unsubscribe%20TOKEN>" in \
         result.stdout.replace("\n", "")
+
+
+def test_export_writes_formula_cells_as_text_and_import_takes_them_back(run, audience, project):
+    (project / "evil.csv").write_text(
+        'email,name,company\n'
+        'mallory@example.com,"=HYPERLINK(""http://evil.example"",""x"")",+cmd|calc\n'
+        'dash@example.com,-Dash,@home\n', encoding="utf-8")
+    assert run("audience", "import", "evil.csv").exit_code == 0
+    assert run("audience", "export", "out.csv").stdout == "wrote 14 subscribers to out.csv\n"
+    rows = (project / "out.csv").read_text(encoding="utf-8").splitlines()
+    assert rows[0] == "email,name,status,city,company"
+    assert """mallory@example.com,"'=HYPERLINK(""http://evil.example"",""x"")",active,,'+cmd|calc""" \
+        in rows
+    assert "dash@example.com,'-Dash,active,,'@home" in rows
+    again = run("audience", "import", "out.csv")  # a round trip changes nobody
+    assert again.stdout == ("added 0, updated 0, unchanged 14, kept unsubscribed 0, "
+                            "skipped 0\n")
+
+
+def test_export_to_a_dash_writes_standard_output_not_a_file(run, audience, project):
+    result = run("audience", "export", "-")
+    assert result.stdout.splitlines()[0] == "email,name,status,city"
+    assert len(result.stdout.splitlines()) == 13
+    assert result.stderr == "wrote 12 subscribers to standard output\n"
+    assert not (project / "-").exists()

@@ -8,6 +8,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TextIO
 
 from ..errors import PipelineError, Problem, display_path
 from ..store import transaction
@@ -67,28 +68,43 @@ def import_csv(db: sqlite3.Connection, path: Path, now: datetime) -> ImportRepor
 def _import_row(db, row: dict, shown: str, line: int, now: datetime,
                 report: ImportReport) -> None:
     email = (row.pop("email", "") or "").strip()
-    name = (row.pop("name", "") or "").strip()
+    name = restored((row.pop("name", "") or "").strip())
     row.pop(None, None)  # cells beyond the header
+    row.pop("status", None)  # an export's own column: who left stays as the database says
     problem = email_problem(email) or name_problem(name)
     if problem:
         report.skipped.append(Problem(shown, line, f"{problem}; row skipped", "warning"))
         return
-    fields = {k: (v or "").strip() for k, v in row.items() if k and v and v.strip()}
+    fields = {k: restored(v.strip()) for k, v in row.items() if k and v and v.strip()}
     outcome = upsert(db, email, name, fields, now)
     setattr(report, outcome, getattr(report, outcome) + 1)
 
 
-def export_csv(db: sqlite3.Connection, path: Path) -> int:
+# A cell a spreadsheet would run as a formula (CSV injection): written with a leading
+# apostrophe, which spreadsheets show as text; import takes it off again.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralised(cell: str) -> str:
+    return "'" + cell if cell.startswith(_FORMULA_START) else cell
+
+
+def restored(cell: str) -> str:
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(_FORMULA_START) else cell
+
+
+def export_csv(db: sqlite3.Connection, handle: TextIO) -> int:
+    """Every subscriber, with status and custom columns, as CSV on handle; how many."""
     keys: set[str] = set()
     for (fields,) in db.execute("SELECT fields FROM subscribers"):
         keys.update(json.loads(fields))
     extra = sorted(keys)
     written = 0
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        out = csv.writer(handle)
-        out.writerow(["email", "name", "status", *extra])
-        for sub in subscribers(db, "all"):
-            status = f"suppressed:{sub.suppressed}" if sub.suppressed else sub.status
-            out.writerow([sub.email, sub.name, status, *(sub.fields.get(k, "") for k in extra)])
-            written += 1
+    out = csv.writer(handle)
+    out.writerow(["email", "name", "status", *(neutralised(k) for k in extra)])
+    for sub in subscribers(db, "all"):
+        status = f"suppressed:{sub.suppressed}" if sub.suppressed else sub.status
+        out.writerow([neutralised(cell) for cell in (sub.email, sub.name, status,
+                                                      *(sub.fields.get(k, "") for k in extra))])
+        written += 1
     return written

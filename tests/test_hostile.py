@@ -102,3 +102,52 @@ def test_export_to_a_dash_writes_standard_output_not_a_file(run, audience, proje
     assert len(result.stdout.splitlines()) == 13
     assert result.stderr == "wrote 12 subscribers to standard output\n"
     assert not (project / "-").exists()
+
+
+# --- nothing outside the issue folder, nothing but regular files --------------------------
+
+
+def build(project, folder: str):
+    """`newsletter build` in its own process, so that a hang would be a failed test."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "pipeline", "build", folder], cwd=project,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_an_image_that_links_outside_the_issue_folder_is_an_error(project, tmp_path):
+    secret = tmp_path / "outside" / "id_rsa.png"
+    secret.parent.mkdir()
+    secret.write_bytes((project / "issues" / ISSUE / "images" / "colab.png").read_bytes())
+    link = project / "issues" / ISSUE / "images" / "colab.png"
+    link.unlink()
+    link.symlink_to(secret)
+    done = build(project, f"issues/{ISSUE}")
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    assert any(line.endswith("image 'images/colab.png' leads outside the issue folder (a "
+                             "symlink); copy the file into the folder instead") for line in lines)
+    assert "Traceback" not in done.stderr
+    assert not (project / "build").exists()
+
+
+def test_a_folder_a_pipe_or_a_link_out_named_like_a_section_is_an_error(project, tmp_path):
+    import os
+
+    folder = project / "issues" / ISSUE
+    (folder / "04-folder.md").mkdir()
+    os.mkfifo(folder / "05-pipe.md")
+    outside = tmp_path / "notes.md"
+    outside.write_text("---\nkind: news\n---\n\n## Elsewhere\n\nText.\n", encoding="utf-8")
+    (folder / "06-link.md").symlink_to(outside)
+    done = build(project, f"issues/{ISSUE}")
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"issues/{ISSUE}/04-folder.md: is not a regular file (a folder, a pipe or a device); "
+        "only files are read",
+        f"issues/{ISSUE}/05-pipe.md: is not a regular file (a folder, a pipe or a device); "
+        "only files are read",
+        f"issues/{ISSUE}/06-link.md: leads outside the issue folder (a symlink); copy the "
+        "file into the folder instead",
+    ]

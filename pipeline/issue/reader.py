@@ -98,8 +98,15 @@ def read_issue(folder: Path, config: Config, ids: IssueIds | None = None) -> Iss
         header = _local_image(folder, meta["header_image"], "", folder / ISSUE_FILE,
                               lines.get("header_image", 1), problems, "header_image")
     sections = []
-    files = sorted(p for p in folder.glob("*.md") if not p.name.startswith(("_", ".")))
-    if not files:
+    candidates = sorted(p for p in folder.glob("*.md") if not p.name.startswith(("_", ".")))
+    files = []
+    for path in candidates:
+        problem = _unsafe_file(folder, path)
+        if problem:  # named as it is in the folder, not as where a link leads
+            problems.add(f"{display_path(path.parent)}/{path.name}", None, problem)
+        else:
+            files.append(path)
+    if not candidates:
         problems.add(shown, None, "no section files; add Markdown files such as "
                                   "01-news.md, one per section, in reading order")
     for path in files:
@@ -412,6 +419,22 @@ def _line_of(needle: str, span: list[int] | None, source: list[str], nth: int = 
     return span[0] + 1
 
 
+def _unsafe_file(folder: Path, file: Path) -> str | None:
+    """Why a file of the issue may not be read, or None: only regular files inside the
+    issue folder, a symlink's target included (a FIFO would hang the read; a link could
+    copy any file of the machine into the build, the site and every reader's email)."""
+    try:
+        inside = file.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        return "is a link that goes round in a loop; replace it with the file itself"
+    if not inside:
+        return ("leads outside the issue folder (a symlink); copy the file into the folder "
+                "instead")
+    if not file.is_file():
+        return "is not a regular file (a folder, a pipe or a device); only files are read"
+    return None
+
+
 def _local_image(folder: Path, src: str, alt: str, path: Path, line: int, problems: Problems,
                  key: str = "image") -> Image:
     shown = display_path(path)
@@ -423,9 +446,13 @@ def _local_image(folder: Path, src: str, alt: str, path: Path, line: int, proble
                                   "file under images/ and write images/<file>")
         return Image(src, alt, shown, line)
     file = folder / relative
-    if not file.is_file():
+    if not file.exists():
         problems.add(shown, line, f"{key} '{src}' not found in {display_path(folder)}; add "
                                   "the file or fix the path")
+        return Image(src, alt, shown, line)
+    problem = _unsafe_file(folder, file)
+    if problem:
+        problems.add(shown, line, f"{key} '{src}' {problem}")
         return Image(src, alt, shown, line)
     width, height = _image_size(file)
     if width is None:

@@ -151,3 +151,43 @@ def test_a_folder_a_pipe_or_a_link_out_named_like_a_section_is_an_error(project,
         f"issues/{ISSUE}/06-link.md: leads outside the issue folder (a symlink); copy the "
         "file into the folder instead",
     ]
+
+
+# --- serve holds ---------------------------------------------------------------------------
+
+
+def test_serve_answers_a_reader_while_150_idle_connections_hang_open(project, audience):
+    """Slowloris: idle connections beyond waitress's default limit of 100 must not keep a
+    reader from unsubscribing; and every page forbids script and framing."""
+    import socket
+    import time
+    import urllib.request
+
+    from tests.conftest import start_process
+    from tests.smtp_server import free_port
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = start_process(project, ["serve", "--port", str(port)], base + "/healthz",
+                            {"NEWSLETTER_SECRET": SECRET})
+    idle = []
+    try:
+        for _ in range(150):
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        idle[0].sendall(b"GET /unsubscribe HTTP/1.1\r\nHost: x\r\n")  # and one half-request
+        token = Signer(SECRET, LIST_ID).token("ada.zhang@example.com")
+        started = time.monotonic()
+        with urllib.request.urlopen(f"{base}/unsubscribe?token={token}", timeout=10) as page:
+            body, headers = page.read().decode(), page.headers
+        assert time.monotonic() - started < 5
+        assert "ada.zhang@example.com" in body
+        assert headers["Content-Security-Policy"] == (
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+            "frame-ancestors 'none'; base-uri 'none'")
+        assert headers["X-Frame-Options"] == "DENY"
+        assert "<script" not in body
+    finally:
+        for connection in idle:
+            connection.close()
+        process.terminate()
+        process.wait(timeout=10)

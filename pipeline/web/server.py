@@ -9,6 +9,12 @@ from ..config import Config
 from ..errors import listening
 from .app import create_app
 
+# Idle or slow connections (slowloris) must not keep a reader out: many may wait, none
+# for long, and nothing large is read. The app limits request bodies again, per route.
+LIMITS = {"threads": 4, "connection_limit": 1000, "channel_timeout": 15,
+          "cleanup_interval": 5, "max_request_header_size": 16 * 1024,
+          "max_request_body_size": 64 * 1024}
+
 
 def run_server(config: Config, clock: Callable[[], datetime], host: str, port: int,
                log: Callable[[str], None]) -> None:
@@ -16,8 +22,8 @@ def run_server(config: Config, clock: Callable[[], datetime], host: str, port: i
 
     application = create_app(config, clock)
     with listening(host, port):
-        server = waitress.create_server(application, host=host, port=port, threads=4,
-                                        ident="newsletter")
+        server = waitress.create_server(application, host=host, port=port, ident="newsletter",
+                                        **LIMITS)
     log(f"serving unsubscribe on http://{host}:{port}/unsubscribe (Ctrl-C stops)")
     try:
         server.run()

@@ -89,7 +89,7 @@ class SMTP:
 @dataclass(frozen=True, kw_only=True)
 class SendGrid:
     api_host: str = key("url", "https://api.sendgrid.com")  # the key: SENDGRID_API_KEY
-    batch_size: int = key("int", 1000, low=1, high=1000)  # personalizations a request
+    batch_size: int = key("int", 1000, low=1, high=1000)  # SendGrid takes 1000 at most
     categories: list[str] = key("list", [])
     asm_group_id: int = key("int", 0, low=0)
     sandbox: bool = key("bool", False)

@@ -20,7 +20,6 @@ from ...errors import CredentialsError, DeliveryError
 from ..personalise import Message, PreparedEmail
 from . import FAILED, RETRY, SENT, UNKNOWN, Outcome, Provider
 
-MAX_PERSONALIZATIONS = 1000
 GIVE_UP_AT = 16  # parts of a batch all refused without a field named: the request is wrong
 TEXT_KEY = "%%text:"  # the text part's placeholders get their own keys: values differ
 

@@ -93,23 +93,28 @@ def needs(*secrets: str):
 
 class _Commands(click.Group):
     """Runs the command; a database that stays locked by another program (past
-    database_wait) is said as such, never a traceback. Sends wait in the ledger too."""
+    database_wait), is read-only, full or damaged is said as such, never a traceback.
+    Sends wait in the ledger too; what was committed before stays committed."""
 
     def invoke(self, ctx: click.Context):
         import sqlite3
 
-        from .store.database import is_busy
+        from .store.database import database_problem, is_busy
 
         try:
             return super().invoke(ctx)
-        except sqlite3.OperationalError as exc:
-            if not is_busy(exc):
-                raise
+        except sqlite3.DatabaseError as exc:
             config = ctx.obj.config
-            raise PipelineError(f"locked by another program ({exc}) for longer than "
-                                f"database_wait ({config.database_wait}); nothing was "
-                                "changed: try again when it is done",
-                                path=display_path(config.database)) from None
+            if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
+                why = (f"locked by another program ({exc}) for longer than database_wait "
+                       f"({config.database_wait}); nothing was changed: try again when it "
+                       "is done")
+            else:
+                why = database_problem(exc)
+                if why is None:
+                    raise
+                why += "; what was saved before is kept: run the command again once that is fixed"
+            raise PipelineError(why, path=display_path(config.database)) from None
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})

@@ -7,6 +7,7 @@ Every problem carries a path and, where it is known, a line, and prints as
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -124,12 +125,32 @@ class Problems:
 
 
 def display_path(path: str | Path) -> str:
-    """A path as the user would type it: relative to the working folder when inside it."""
+    """A path as the user would type it: relative to the working folder when inside it,
+    printable (a name's control characters shown escaped, never acted on)."""
     path = Path(path)
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        return printable(str(path.resolve().relative_to(Path.cwd().resolve())))
     except (ValueError, OSError):
-        return str(path)
+        return printable(str(path))
+
+
+# Bidirectional overrides reorder what a terminal shows ("Trojan source")
+_BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+_UNPRINTABLE = re.compile(f"[\x00-\x1f\x7f-\x9f\ud800-\udfff{_BIDI}]")
+
+
+def printable(text: str) -> str:
+    """text with control characters, bidi overrides and undecodable bytes escaped:
+    ``cr\\r\\nlf``, ``bad\\xff``."""
+    return _UNPRINTABLE.sub(lambda m: escaped(m[0]), text) if _UNPRINTABLE.search(text) else text
+
+
+def escaped(char: str) -> str:
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # surrogateescape of one byte that is not UTF-8
+        return f"\\x{code - 0xDC00:02x}"
+    named = {"\r": "\\r", "\n": "\\n", "\t": "\\t"}.get(char)
+    return named or (f"\\u{code:04x}" if code > 0xFF else f"\\x{code:02x}")
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

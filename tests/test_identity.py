@@ -245,7 +245,6 @@ def test_a_folder_name_that_is_not_an_id(run, audience, project):
     ("number: 1\nid: yes\n", None),
     ("number: 1\nid: 10\n", "10"),
     ("number: 1\nid:\n", None),
-    ("base: &b {id: from-anchor}\n<<: *b\nnumber: 1\n", "from-anchor"),
     ("number: 1\nid: one\nid: two\n", "two"),
 ])
 def test_the_quick_id_of_a_folder_is_what_yaml_says(tmp_path, text, expected):
@@ -267,3 +266,20 @@ def test_the_quick_id_of_a_folder_is_what_yaml_says(tmp_path, text, expected):
     got = next(iter(found), None)
     assert got == parsed
     assert got == (derived_id(folder) if expected == "derived" else expected)
+
+
+def test_an_issue_yaml_with_anchors_has_no_quick_id_and_its_read_says_why(run, project):
+    """Anchors and aliases are refused (an alias bomb); the id shortcut agrees."""
+    from pipeline.issue.identity import IssueIds
+
+    folder = project / "issues" / "2024-01-05-weekly"
+    folder.mkdir()
+    (folder / "issue.yaml").write_text("base: &b {id: from-anchor}\n<<: *b\nnumber: 1\n")
+    assert IssueIds([folder]).by_id == {}
+    result = run("check", "issues/2024-01-05-weekly")
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[:2] == [
+        "issues/2024-01-05-weekly: error: no section files; add Markdown files such as "
+        "01-news.md, one per section, in reading order",
+        "issues/2024-01-05-weekly/issue.yaml:1: error: anchors and aliases (& and *) are not "
+        "used here; write the value out in full"]

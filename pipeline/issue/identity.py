@@ -18,8 +18,9 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import PipelineError, display_path
+from ..errors import PipelineError, Problems, display_path
 from .edit import quoted_if_needed, set_key
+from .files import parse_yaml_mapping, read_text, unsafe_file
 
 ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 ID_RULE = "lower-case letters, digits and hyphens, like ai-weekly-10"
@@ -83,9 +84,9 @@ def _quick_id(folder: Path) -> str | None:
     folder's own read reports why). Every folder is asked on every read, so the usual
     files are answered from their lines: no id line at all, or one plain `id: x`; only
     anything else (quotes, flow style, anchors) is parsed as YAML."""
-    try:
-        text = (folder / "issue.yaml").read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError):
+    path, problems = folder / "issue.yaml", Problems()  # the folder's own read says them
+    text = None if unsafe_file(folder, path) else read_text(path, "issue.yaml", problems)
+    if text is None:
         return None
     if not (text.lstrip().startswith("{") or "<<" in text or "&" in text):
         keys, plain = _ID_KEY.findall(text), _PLAIN_ID.findall(text)
@@ -93,12 +94,10 @@ def _quick_id(folder: Path) -> str | None:
             return derived_id(folder)
         if len(keys) == len(plain) == 1 and is_id(plain[0]) and plain[0] not in _YAML_WORDS:
             return plain[0]
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
+    parsed = parse_yaml_mapping(text, path, problems)
+    if parsed is None:
         return None
-    if not isinstance(data, dict):
-        return None
+    data, _ = parsed
     value = data.get("id")
     if value is None:
         return None if "id" in data else derived_id(folder)

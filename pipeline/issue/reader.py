@@ -12,25 +12,23 @@ from datetime import date, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import yaml
-
 from ..config import Config
-from ..errors import Problems, did_you_mean, display_path
+from ..errors import Problems, did_you_mean, display_path, printable
 from . import commonmark
+from .files import (
+    MAX_SECTIONS,
+    image_problem,
+    image_size,
+    name_problem,
+    parse_yaml_mapping,
+    read_text,
+    too_large,
+    unsafe_file,
+)
 from .identity import IssueIds, derived_id, duplicate_problem, id_problem, is_id
 from .model import Image, Issue, Item, Link, Section
 
 ISSUE_FILE = "issue.yaml"
-
-
-class _Loader(yaml.SafeLoader):
-    """Safe YAML that leaves dates as strings, so that we can say what is wrong."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.copy().items()
-}
 
 
 @dataclass(frozen=True)
@@ -91,6 +89,10 @@ def read_issue(folder: Path, config: Config, ids: IssueIds | None = None) -> Iss
         problems.add(shown, None, "no such issue folder; give a folder path or the name of "
                                   f"a folder under {display_path(config.issues_dir)}/")
         problems.raise_if_any()
+    problem = name_problem(folder.resolve().name)
+    if problem:
+        problems.add(shown, None, f"the issue folder {problem}")
+        problems.raise_if_any()
     ids = ids or issue_ids(config)
     meta, lines = _read_issue_yaml(folder, config, problems, ids)
     header = None
@@ -99,13 +101,22 @@ def read_issue(folder: Path, config: Config, ids: IssueIds | None = None) -> Iss
                               lines.get("header_image", 1), problems, "header_image")
     sections = []
     candidates = sorted(p for p in folder.glob("*.md") if not p.name.startswith(("_", ".")))
+    if len(candidates) > MAX_SECTIONS:
+        problems.add(shown, None, f"{len(candidates)} section files (limit {MAX_SECTIONS}); "
+                                  "an issue this long is more than one issue")
+        problems.raise_if_any()
     files = []
     for path in candidates:
-        problem = _unsafe_file(folder, path)
+        problem = unsafe_file(folder, path)
         if problem:  # named as it is in the folder, not as where a link leads
-            problems.add(f"{display_path(path.parent)}/{path.name}", None, problem)
+            problems.add(f"{display_path(path.parent)}/{printable(path.name)}", None, problem)
         else:
             files.append(path)
+    total = too_large(sum(path.stat().st_size for path in files), "sections")
+    if total:
+        problems.add(shown, None, f"the section files together are {total}; an issue this "
+                                  "long is more than one issue")
+        problems.raise_if_any()
     if not candidates:
         problems.add(shown, None, "no section files; add Markdown files such as "
                                   "01-news.md, one per section, in reading order")
@@ -148,56 +159,18 @@ def read_metadata(folder: Path, config: Config, ids: IssueIds | None = None
 # --- issue.yaml --------------------------------------------------------------------
 
 
-def read_text(path: Path, problems: Problems) -> str | None:
-    """A file's text, or a problem if it is not UTF-8."""
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        problems.add(display_path(path), line, f"not valid UTF-8 (byte 0x{data[exc.start]:02x}); "
-                                               "save the file as UTF-8")
-        return None
-
-
-def parse_yaml_mapping(text: str, path: Path, problems: Problems, first_line: int = 1
-                       ) -> tuple[dict[str, Any], dict[str, int]] | None:
-    """A YAML mapping and the line of each key; problems for syntax and duplicates."""
-    shown = display_path(path)
-    try:
-        node = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = first_line + mark.line if mark else first_line
-        what = getattr(exc, "problem", None) or str(exc)
-        problems.add(shown, line, f"YAML syntax error: {what}; check the indentation, the "
-                                  "colons and the quotes on this line")
-        return None
-    if data is None:
-        return {}, {}
-    if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
-        problems.add(shown, first_line, "must be a list of 'key: value' lines")
-        return None
-    lines: dict[str, int] = {}
-    for key_node, _ in node.value:
-        key = str(key_node.value)
-        line = first_line + key_node.start_mark.line
-        if key in lines:
-            problems.add(shown, line, f"duplicate key '{key}' (first on line {lines[key]}); "
-                                      "keep one")
-        lines.setdefault(key, line)
-    return {str(k): v for k, v in data.items()}, lines
-
-
 def _read_issue_yaml(folder: Path, config: Config, problems: Problems, ids: IssueIds
                      ) -> tuple[dict[str, Any], dict[str, int]]:
     path = folder / ISSUE_FILE
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         problems.add(display_path(path), None, "missing; every issue folder needs one "
                                                "(newsletter new SLUG scaffolds a folder)")
         return {"id": derived_id(folder)}, {}
-    text = read_text(path, problems)
+    problem = unsafe_file(folder, path)
+    if problem:
+        problems.add(display_path(path), None, problem)
+        return {"id": derived_id(folder)}, {}
+    text = read_text(path, "issue.yaml", problems)
     parsed = parse_yaml_mapping(text, path, problems) if text is not None else None
     if parsed is None:
         return {"id": derived_id(folder)}, {}
@@ -242,7 +215,8 @@ def _validate_fields(raw: dict, lines: dict, fields: dict[str, Field], path: Pat
 def _convert(key: str, value: Any, spec: Field, config: Config, shown: str, line: int,
              problems: Problems) -> Any:
     def wrong(expected: str) -> None:
-        problems.add(shown, line, f"'{key}' must be {expected}, not {value!r}")
+        written = repr(value) if len(repr(value)) <= 60 else repr(value)[:59] + "…"
+        problems.add(shown, line, f"'{key}' must be {expected}, not {written}")
 
     kind = spec.type
     if kind == "int":
@@ -306,7 +280,7 @@ _FRONT = re.compile(r"\A---[ \t]*\r?\n(.*?)^---[ \t]*$\r?\n?", re.S | re.M)
 def _read_section(path: Path, folder: Path, config: Config, problems: Problems
                   ) -> Section | None:
     shown = display_path(path)
-    text = read_text(path, problems)
+    text = read_text(path, "section", problems)
     if text is None:
         return None
     if not text.startswith("---"):
@@ -390,49 +364,37 @@ def _images_and_links(body, path: Path, folder: Path, source: list[str], problem
     for block in body:
         if block.type != "inline":
             continue
-        seen: dict[str, int] = {}  # the same URL twice in a block: its second line
-
-        def line_of(url: str, span=block.map, seen=seen) -> int:
-            seen[url] = seen.get(url, 0) + 1
-            return _line_of(url, span, source, seen[url])
-
+        where = _Written(block.map, source)
         for child in block.children or []:
             if child.type == "image":
                 src = str(child.attrs.get("src", ""))
-                images.append(_local_image(folder, src, child.content, path, line_of(src),
-                                           problems))
+                images.append(_local_image(folder, src, child.content, path,
+                                           where.line_of(src), problems))
         for href, text in commonmark.link_texts(block.children or []):
-            links.append(Link(href, text, shown, line_of(href)))
+            links.append(Link(href, text, shown, where.line_of(href)))
     return images, links
 
 
-def _line_of(needle: str, span: list[int] | None, source: list[str], nth: int = 1) -> int:
-    """The line of a block where a URL is written for the nth time (markdown-it maps
-    blocks, not spans)."""
-    if not span:
-        return 1
-    found = 0
-    for number in range(span[0], min(span[1], len(source))):
-        found += source[number].count(needle) if needle else 0
-        if found >= nth:
-            return number + 1
-    return span[0] + 1
+class _Written:
+    """The line of a block where a URL is written, the next time it is asked for
+    (markdown-it maps blocks, not spans). A cursor per URL keeps a block with thousands
+    of links linear."""
 
+    def __init__(self, span: list[int] | None, source: list[str]):
+        self.start, self.end = (span[0], min(span[1], len(source))) if span else (0, 0)
+        self.source = source
+        self.cursors: dict[str, tuple[int, int]] = {}  # url -> (line index, column)
 
-def _unsafe_file(folder: Path, file: Path) -> str | None:
-    """Why a file of the issue may not be read, or None: only regular files inside the
-    issue folder, a symlink's target included (a FIFO would hang the read; a link could
-    copy any file of the machine into the build, the site and every reader's email)."""
-    try:
-        inside = file.resolve().is_relative_to(folder.resolve())
-    except (OSError, RuntimeError):  # a symlink loop
-        return "is a link that goes round in a loop; replace it with the file itself"
-    if not inside:
-        return ("leads outside the issue folder (a symlink); copy the file into the folder "
-                "instead")
-    if not file.is_file():
-        return "is not a regular file (a folder, a pipe or a device); only files are read"
-    return None
+    def line_of(self, url: str) -> int:
+        number, column = self.cursors.get(url, (self.start, 0))
+        while url and number < self.end:
+            found = self.source[number].find(url, column)
+            if found >= 0:
+                self.cursors[url] = (number, found + len(url))
+                return number + 1
+            number, column = number + 1, 0
+        self.cursors[url] = (self.end, 0)
+        return self.start + 1
 
 
 def _local_image(folder: Path, src: str, alt: str, path: Path, line: int, problems: Problems,
@@ -445,29 +407,24 @@ def _local_image(folder: Path, src: str, alt: str, path: Path, line: int, proble
         problems.add(shown, line, f"{key} '{src}' points outside the issue folder; put the "
                                   "file under images/ and write images/<file>")
         return Image(src, alt, shown, line)
+    named = next(filter(None, map(name_problem, relative.parts)), None)
+    if named:
+        problems.add(shown, line, f"{key} {named}")
+        return Image(src, alt, shown, line)
     file = folder / relative
     if not file.exists():
         problems.add(shown, line, f"{key} '{src}' not found in {display_path(folder)}; add "
                                   "the file or fix the path")
         return Image(src, alt, shown, line)
-    problem = _unsafe_file(folder, file)
+    problem = unsafe_file(folder, file)
     if problem:
         problems.add(shown, line, f"{key} '{src}' {problem}")
         return Image(src, alt, shown, line)
-    width, height = _image_size(file)
-    if width is None:
-        problems.add(shown, line, f"{key} '{src}' is not a PNG, JPEG, GIF or WebP image that "
-                                  "can be read; export it again")
+    size = file.stat().st_size
+    problem = image_problem(file, size)
+    if problem:
+        problems.add(shown, line, f"{key} '{src}' {problem}")
+        return Image(src, alt, shown, line)
+    width, height = image_size(file)
     return Image(src, alt, shown, line, asset=relative.as_posix(), width=width, height=height,
-                 size=file.stat().st_size)
-
-
-def _image_size(file: Path) -> tuple[int | None, int | None]:
-    from PIL import Image as PILImage
-    from PIL import UnidentifiedImageError
-
-    try:
-        with PILImage.open(file) as im:
-            return im.size
-    except (UnidentifiedImageError, OSError):
-        return None, None
+                 size=size)

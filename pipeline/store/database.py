@@ -83,7 +83,13 @@ MIGRATIONS = [
 def connect(path: Path, timeout: float = 30) -> sqlite3.Connection:
     """The database, created and migrated if need be; a write waits up to ``timeout``
     seconds for another program's write lock."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from ..errors import PipelineError, display_path
+
+        raise PipelineError(f"cannot make the database's folder ({exc.strerror}); check "
+                            "`database` in newsletter.toml", path=display_path(path)) from None
     db = sqlite3.connect(path, timeout=timeout, isolation_level=None)  # explicit transactions
     db.row_factory = sqlite3.Row
     db.execute("PRAGMA journal_mode = WAL")
@@ -117,6 +123,27 @@ def is_busy(error: sqlite3.OperationalError) -> bool:
     waiting can cure, as opposed to an error in the statement."""
     primary = getattr(error, "sqlite_errorcode", 0) & 0xFF  # SQLITE_BUSY_SNAPSHOT is BUSY too
     return primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+_WHY = {  # SQLite's primary result codes: what the operator can do about each
+    sqlite3.SQLITE_READONLY: "cannot be written (read-only); give the user running "
+                             "newsletter write access to the file and its folder",
+    sqlite3.SQLITE_PERM: "cannot be written (permission denied); give the user running "
+                         "newsletter write access to the file and its folder",
+    sqlite3.SQLITE_CANTOPEN: "cannot be opened; check that its folder exists and that the "
+                             "user running newsletter may write there",
+    sqlite3.SQLITE_FULL: "cannot be written: the disk is full; free some space",
+    sqlite3.SQLITE_IOERR: "cannot be read or written (an I/O error); check the disk",
+    sqlite3.SQLITE_CORRUPT: "is damaged; restore it from a backup",
+    sqlite3.SQLITE_NOTADB: "is not a database; is `database` in newsletter.toml the right "
+                           "file?",
+}
+
+
+def database_problem(error: sqlite3.DatabaseError) -> str | None:
+    """What an operator should hear about an error of the database file itself (not of
+    a statement), or None."""
+    return _WHY.get(getattr(error, "sqlite_errorcode", 0) & 0xFF)
 
 
 class transaction:

@@ -350,3 +350,18 @@ def test_hostile_input_gets_its_message_and_changes_nothing(case, run, audience,
         assert line in lines, output
     assert peak <= MAX_RSS, f"peak memory {peak >> 20} MB"
     assert snapshot(project, outside) == before
+
+
+def test_a_read_only_database_is_said_as_such(tmp_path):
+    """As root (CI) no file is read-only to us, so SQLite is asked to open it read-only:
+    the error it gives is the one a cron user without write access gets."""
+    from pipeline.store.database import connect, database_problem
+
+    connect(tmp_path / "newsletter.db").close()
+    db = sqlite3.connect(f"file:{tmp_path / 'newsletter.db'}?mode=ro", uri=True)
+    with pytest.raises(sqlite3.OperationalError) as raised:
+        db.execute("DELETE FROM subscribers")
+    db.close()
+    assert database_problem(raised.value) == (
+        "cannot be written (read-only); give the user running newsletter write access to "
+        "the file and its folder")

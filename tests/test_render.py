@@ -79,7 +79,7 @@ def test_markdown_features_render_in_text(kitchen_sink):
     text = rendered.text
     assert "- first bullet\n- second bullet with a link [2]" in text
     assert "1. first step\n2. second step" in text
-    assert "> A quotation that carries emphasis." in text
+    assert "> A quotation that carries _emphasis_." in text
     assert "    GPT4All: https://gpt4all.io/index.html\n    MLC: https://llm.mlc.ai" in text
     assert "[1] https://example.com/a?b=1&c=2" in text
     assert "[3] https://news.example.com/assets/kitchen-sink/images/figure.png" in text

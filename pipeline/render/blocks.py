@@ -11,6 +11,7 @@ from markdown_it.renderer import RendererHTML
 from markdown_it.token import Token
 
 from ..issue.commonmark import PARSER
+from .columns import joins_without_space
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,35 @@ def _render_image(self, nodes, idx, options, env):
     return f'<img src="{html.escape(src)}" alt="{alt}" style="max-width:100%;height:auto;">'
 
 
+def _render_softbreak(self, nodes, idx, options, env):
+    """A line break inside a paragraph: a space between words, nothing between two CJK
+    characters (a browser would show a space in the middle of a Chinese sentence)."""
+    return "" if joins_without_space(_text_before(nodes, idx), _text_after(nodes, idx)) \
+        else "\n"
+
+
+def _text_before(nodes: list[Token], idx: int) -> str:
+    """The last character written before nodes[idx] (markup such as ** skipped)."""
+    for node in reversed(nodes[:idx]):
+        if node.type in ("text", "code_inline") and node.content:
+            return node.content[-1]
+        if node.type in ("softbreak", "hardbreak", "image"):
+            return ""
+    return ""
+
+
+def _text_after(nodes: list[Token], idx: int) -> str:
+    for node in nodes[idx + 1:]:
+        if node.type in ("text", "code_inline") and node.content:
+            return node.content[0]
+        if node.type in ("softbreak", "hardbreak", "image"):
+            return ""
+    return ""
+
+
 RENDERER = RendererHTML()
 RENDERER.rules["image"] = _render_image.__get__(RENDERER)
+RENDERER.rules["softbreak"] = _render_softbreak.__get__(RENDERER)
 
 
 def render_html(body: list[Token], image_url: Callable[[str], str]) -> str:

@@ -8,9 +8,11 @@ may break before any CJK character or at a space, but not before closing punctua
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from wcwidth import wcwidth
 
+TEXT_WIDTH = 72  # display columns of the plain-text part (RFC 3676 suggests under 78)
 _NO_LINE_START = set("，。、；：！？）」』》〉】”’,.;:!?)]}…%")
 _NO_LINE_END = set("（「『《〈【“‘([{")
 _CJK = r"\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef\u3000-\u303f"
@@ -22,7 +24,21 @@ def display_width(text: str) -> int:
     if text.isascii():
         return len(text)
     return sum(max(wcwidth(char), 0) for char in text)
-def wrap(text: str, width: int = 78) -> str:
+def joins_without_space(before: str, after: str) -> bool:
+    """A soft line break between these two characters is no space: both are East Asian
+    wide (Chinese, Japanese, full-width punctuation), neither Hangul (Korean puts spaces
+    between words). The rule of CSS Text 3 for segment breaks, which mail clients don't
+    apply themselves."""
+    return bool(before and after) and _wide(before) and _wide(after)
+
+
+def _wide(char: str) -> bool:
+    return unicodedata.east_asian_width(char) in ("W", "F") and not (
+        "\uac00" <= char <= "\ud7af" or "\u1100" <= char <= "\u11ff"
+        or "\u3130" <= char <= "\u318f")
+
+
+def wrap(text: str, width: int = TEXT_WIDTH) -> str:
     """Wrap each line of ``text`` at ``width`` display columns."""
     return "\n".join(_wrap_line(line, width) for line in text.split("\n"))
 

@@ -8,7 +8,10 @@ from collections.abc import Callable
 from markdown_it.token import Token
 from markdown_it.tree import SyntaxTreeNode
 
-from .columns import wrap
+from .columns import TEXT_WIDTH, joins_without_space, wrap
+
+# Plain-text conventions for inline emphasis, as mail readers have long written them
+MARKS = {"strong": "*", "em": "_", "s": "~"}
 
 
 class References:
@@ -23,7 +26,7 @@ class References:
         return self.urls.index(url) + 1
 
 
-def render_text(body: list[Token], refs: References, width: int = 78,
+def render_text(body: list[Token], refs: References, width: int = TEXT_WIDTH,
                 image_url: Callable[[str], str] = str) -> str:
     if not body:
         return ""
@@ -42,8 +45,10 @@ def _block_text(node, refs, width, image_url) -> str:
     kind = node.type
     if kind == "paragraph":
         return wrap(_inline_text(node.children[0], refs, image_url), width)
-    if kind == "heading":
-        return wrap(_inline_text(node.children[0], refs, image_url), width)
+    if kind == "heading":  # a heading inside an item, marked with its own level
+        marker = "#" * int(node.tag[1]) + " "
+        return marker + wrap(_inline_text(node.children[0], refs, image_url),
+                             width - len(marker))
     if kind in ("code_block", "fence"):
         return "\n".join("    " + line for line in node.content.rstrip("\n").split("\n"))
     if kind == "hr":
@@ -75,7 +80,9 @@ def _inline_text(inline, refs: References, image_url) -> str:
         elif kind == "code_inline":
             out.append(child.content)
         elif kind == "softbreak":
-            out.append(" ")
+            joined = joins_without_space(_edge_char(child.previous_sibling, -1),
+                                         _edge_char(child.next_sibling, 0))
+            out.append("" if joined else " ")
         elif kind == "hardbreak":
             out.append("\n")
         elif kind == "link":
@@ -88,6 +95,21 @@ def _inline_text(inline, refs: References, image_url) -> str:
         elif kind == "image":
             alt = child.content or "image"
             out.append(f"[{alt}] [{refs.number(image_url(str(child.attrs.get('src', ''))))}]")
+        elif kind in MARKS:
+            mark = MARKS[kind]
+            out.append(f"{mark}{_inline_text(child, refs, image_url)}{mark}")
         elif child.children:
             out.append(_inline_text(child, refs, image_url))
     return "".join(out)
+
+
+def _edge_char(node, end: int) -> str:
+    """The first (end=0) or last (end=-1) character of text a node holds, its marks
+    aside; '' for none or a break."""
+    while node is not None and node.type == "text" and not node.content:  # markdown-it's
+        node = node.previous_sibling if end else node.next_sibling  # empty text between
+    if node is None or node.type in ("softbreak", "hardbreak", "image"):
+        return ""
+    if node.type in ("text", "code_inline"):
+        return node.content[end] if node.content else ""
+    return _edge_char(node.children[end], end) if node.children else ""

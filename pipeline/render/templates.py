@@ -14,9 +14,7 @@ from typing import Any
 import jinja2
 
 from ..config import Config
-from .columns import display_width, wrap
-
-TEXT_WIDTH = 78  # columns of the plain-text part
+from .columns import TEXT_WIDTH, display_width, joins_without_space, wrap
 
 
 def package_templates() -> Path:
@@ -47,7 +45,20 @@ def template_env(config: Config) -> jinja2.Environment:
     )
     env.filters["wrap"] = lambda text, width=TEXT_WIDTH: wrap(str(text), width)
     env.filters["width"] = lambda text: display_width(str(text))
+    env.filters["rule"] = rule
+    env.filters["colon"] = colon
     return env
+
+
+def rule(text: str, char: str = "-") -> str:
+    """A line under text, as wide as it is shown (CJK counts two), at most TEXT_WIDTH."""
+    return char * min(display_width(str(text)), TEXT_WIDTH)
+
+
+def colon(label: str) -> str:
+    """A label and its colon: full-width after Chinese or Japanese, ': ' otherwise."""
+    label = str(label)
+    return f"{label}：" if label and joins_without_space(label[-1], "中") else f"{label}: "
 
 
 def issue_label(issue, config: Config) -> str:

@@ -354,12 +354,11 @@ def audience_export(app: App, file) -> None:
 @pass_app
 def audience_unsubscribe(app: App, token_or_email: str) -> None:
     """Unsubscribe the reader a TOKEN (from an unsubscribe mail's subject) or EMAIL names."""
-    from .audience.queries import unsubscribe_address
-    from .audience.tokens import address_of
+    from .audience.queries import address_of, unsubscribe_address
 
-    secret = "" if "@" in token_or_email else app.config.require("NEWSLETTER_SECRET")
-    email = address_of(token_or_email, secret, app.config.list_id)
-    unsubscribe_address(app.db(), email, app.now(), "mailto")
+    db = app.db()
+    email = address_of(db, token_or_email, app.config)
+    unsubscribe_address(db, email, app.now(), "mailto")
     click.echo(f"{email}: unsubscribed")
 
 

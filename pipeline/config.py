@@ -31,6 +31,8 @@ ENV_FILE = ".newsletter/env"
 PROVIDERS = ("outbox", "smtp", "sendgrid")
 SECRETS = {  # environment variable -> what it is
     "NEWSLETTER_SECRET": "the long random string that signs unsubscribe links",
+    "NEWSLETTER_SECRET_PREVIOUS": "secrets that signed unsubscribe links before "
+                                  "NEWSLETTER_SECRET, comma-separated: their links still work",
     "SENDGRID_API_KEY": "the SendGrid API key, with mail send permission",
     "SMTP_PASSWORD": "the password of smtp.username",
 }
@@ -137,15 +139,21 @@ class Secrets:
     """Environment-only values (or the 0600 env file). Their repr never shows them."""
 
     newsletter_secret: str = field(default="", repr=False)  # signs unsubscribe links
+    newsletter_secret_previous: str = field(default="", repr=False)  # "old1,old2": verify only
     sendgrid_api_key: str = field(default="", repr=False)
     smtp_password: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Secrets:
-        return cls(*(env.get(name, "") for name in SECRETS))
+        return cls(**{name.lower(): env.get(name, "") for name in SECRETS})
 
     def values(self) -> list[str]:
-        return [v for v in (self.sendgrid_api_key, self.smtp_password, self.newsletter_secret) if v]
+        return [v for v in (self.sendgrid_api_key, self.smtp_password, self.newsletter_secret,
+                            *self.previous()) if v]
+
+    def previous(self) -> tuple[str, ...]:
+        """NEWSLETTER_SECRET_PREVIOUS: each secret of the comma-separated list."""
+        return tuple(s.strip() for s in self.newsletter_secret_previous.split(",") if s.strip())
 
     def get(self, name: str) -> str:
         """A secret by its environment variable's name."""
@@ -192,6 +200,12 @@ class Config:
             return self.sender.list_id
         local, _, domain = self.sender.email.partition("@")
         return f"{local}.{domain or 'localhost'}"
+
+    @property
+    def previous_secrets(self) -> tuple[str, ...]:
+        """Secrets that signed unsubscribe links before NEWSLETTER_SECRET: their links
+        still verify, no new link uses them."""
+        return self.secrets.previous()
 
     @property
     def unsubscribe_email(self) -> str:

@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from pipeline.audience.queries import token_for
+from pipeline.audience.tokens import Signer
 from pipeline.cli import App, cli
+from pipeline.store import connect
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -67,6 +70,16 @@ class Runner:
 @pytest.fixture
 def run(project: Path) -> Runner:
     return Runner(project)
+
+
+def token_of(db: Path, address: str, secret: str = SECRET) -> str:
+    """The token of a reader's unsubscribe link, as a send signs it with ``secret``: their
+    ref read from the database."""
+    connection = connect(db)
+    try:
+        return token_for(connection, Signer(secret), address)
+    finally:
+        connection.close()
 
 
 def write_issue(folder: Path, files: dict[str, str | bytes]) -> Path:

@@ -196,7 +196,8 @@ def test_an_env_file_others_can_read_is_refused(project):
         load_config(project / "newsletter.toml", env={})
     assert caught.value.format_message() == (
         ".newsletter/env:2: 'PATH' is not a secret or a NEWSLETTER_* setting; write KEY=value "
-        "with KEY one of NEWSLETTER_SECRET, SENDGRID_API_KEY, SMTP_PASSWORD or NEWSLETTER_<KEY>")
+        "with KEY one of NEWSLETTER_SECRET, NEWSLETTER_SECRET_PREVIOUS, SENDGRID_API_KEY, "
+        "SMTP_PASSWORD or NEWSLETTER_<KEY>")
 
 
 @pytest.mark.parametrize("args, secret", [

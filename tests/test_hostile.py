@@ -10,13 +10,11 @@ from email import policy
 
 import pytest
 
-from pipeline.audience.tokens import Signer
 from pipeline.config import load_config
 from pipeline.web import create_app
-from tests.conftest import NOW, SECRET
+from tests.conftest import NOW, SECRET, token_of
 
 ISSUE = "2023-12-07-ai-productivity-09"
-LIST_ID = "newsletter.example.com"
 
 
 def messages(project) -> list[tuple[bytes, email.message.EmailMessage]]:
@@ -53,7 +51,7 @@ def test_unsubscribe_links_join_any_query_and_serve_accepts_them(run, audience, 
                                                                  link):
     run.env["NEWSLETTER_UNSUBSCRIBE_URL"] = url
     assert run("send", ISSUE, "--yes").exit_code == 0
-    token = Signer(SECRET, LIST_ID).token("ada.zhang@example.com")
+    token = token_of(audience, "ada.zhang@example.com")
     raw, message = next((raw, m) for raw, m in messages(project)
                         if "ada.zhang@example.com" in m["To"])
     expected = link + token + ("#bye" if "#" in url else "")
@@ -74,7 +72,7 @@ def test_a_dry_run_shows_a_placeholder_never_a_real_token(run, audience):
     result = run("send", ISSUE, "--dry-run")
     assert result.exit_code == 0
     first = "lin.xiaoyu@example.com"  # the first reader imported
-    assert Signer(SECRET, LIST_ID).token(first) not in result.stdout
+    assert token_of(audience, first) not in result.stdout
     assert "?token=TOKEN>, <mailto:editors@example.com?subject=unsubscribe%20TOKEN>" in \
         result.stdout.replace("\n", "")
 
@@ -175,7 +173,7 @@ def test_serve_answers_a_reader_while_150_idle_connections_hang_open(project, au
         for _ in range(150):
             idle.append(socket.create_connection(("127.0.0.1", port), timeout=5))
         idle[0].sendall(b"GET /unsubscribe HTTP/1.1\r\nHost: x\r\n")  # and one half-request
-        token = Signer(SECRET, LIST_ID).token("ada.zhang@example.com")
+        token = token_of(audience, "ada.zhang@example.com")
         started = time.monotonic()
         with urllib.request.urlopen(f"{base}/unsubscribe?token={token}", timeout=10) as page:
             body, headers = page.read().decode(), page.headers

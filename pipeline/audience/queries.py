@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
+from ..config import Config
 from ..errors import PipelineError
 from ..store import transaction
 from .addresses import email_problem, name_problem
+from .tokens import Claim, Signer, TokenError, new_ref, signer_for
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class Subscriber:
     fields: dict[str, str]
     status: str
     suppressed: str | None = None  # the suppression reason, if any
+    ref: bytes = field(default=b"", repr=False)  # what the reader's unsubscribe token signs
 
     def as_json(self) -> dict:
         return {"email": self.email, "name": self.name, "status": self.status,
@@ -38,7 +41,8 @@ class Subscriber:
     def from_row(cls, row: sqlite3.Row) -> Subscriber:
         keys = row.keys()
         return cls(row["id"], row["email"], row["name"], json.loads(row["fields"]),
-                   row["status"], row["reason"] if "reason" in keys else None)
+                   row["status"], row["reason"] if "reason" in keys else None,
+                   row["ref"] if "ref" in keys else b"")
 
 
 def upsert(db: sqlite3.Connection, email: str, name: str, fields: dict[str, str],
@@ -49,9 +53,9 @@ def upsert(db: sqlite3.Connection, email: str, name: str, fields: dict[str, str]
                      (email.lower(),)).fetchone()
     if row is None:
         db.execute("INSERT INTO subscribers (email, email_key, name, fields, created_at, "
-                   "updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                   "updated_at, ref) VALUES (?, ?, ?, ?, ?, ?, ?)",
                    (email, email.lower(), name, json.dumps(fields, ensure_ascii=False),
-                    stamp, stamp))
+                    stamp, stamp, new_ref()))
         return "added"
     merged = {**json.loads(row["fields"]), **fields}
     new_name = name or row["name"]
@@ -134,7 +138,7 @@ def suppress(db: sqlite3.Connection, email: str, reason: str, source: str,
 STATUSES = ("active", "unsubscribed", "suppressed", "all")
 SUPPRESSION = "LEFT JOIN suppressions p ON p.email_key = s.email_key"
 AUDIENCE = f"FROM subscribers s {SUPPRESSION}"
-READER = "s.email, s.name, s.fields, s.status, p.reason"  # what a send needs of a reader
+READER = "s.email, s.name, s.fields, s.status, p.reason, s.ref"  # what a send needs of one
 
 
 def reader_of(subscriber_id: str) -> str:
@@ -162,8 +166,62 @@ def subscribers(db: sqlite3.Connection, status: str = "active") -> Iterator[Subs
         yield Subscriber.from_row(row)
 
 
+def subscriber_by_ref(db: sqlite3.Connection, ref: bytes) -> Subscriber | None:
+    """The reader whose ref this is (an unsubscribe token names them so), or None."""
+    row = db.execute(f"{_SELECT} WHERE s.ref = ?", (ref,)).fetchone()
+    return Subscriber.from_row(row) if row else None
+
+
+def subscriber_by_email(db: sqlite3.Connection, email: str) -> Subscriber | None:
+    row = db.execute(f"{_SELECT} WHERE s.email_key = ?", (email.lower(),)).fetchone()
+    return Subscriber.from_row(row) if row else None
+
+
+def refs_of(db: sqlite3.Connection, emails: list[str]) -> dict[str, bytes]:
+    """The refs of those of these addresses that are readers, by lower-cased address."""
+    keys = [email.lower() for email in emails]
+    marks = ", ".join("?" * len(keys))
+    return {row["email_key"]: row["ref"] for row in db.execute(
+        f"SELECT email_key, ref FROM subscribers WHERE email_key IN ({marks})", keys)}
+
+
 def count(db: sqlite3.Connection) -> dict[str, int]:
     return {status: db.execute(f"SELECT count(*) {AUDIENCE} {WHERE[status]}").fetchone()[0]
             for status in STATUSES}
 
 
+# --- unsubscribe tokens: whom a genuine one names ------------------------------------
+
+
+def find_reader(db: sqlite3.Connection, claim: Claim) -> Subscriber | None:
+    """The subscriber a verified token names, or None (a reader deleted from the
+    database)."""
+    return (subscriber_by_ref(db, claim.ref) if claim.ref
+            else subscriber_by_email(db, claim.email))
+
+
+def token_for(db: sqlite3.Connection, signer: Signer, email: str) -> str:
+    """The token of a reader's unsubscribe link, by their address (for tests and
+    support); PipelineError if the address is not in the audience."""
+    reader = subscriber_by_email(db, email)
+    if reader is None:
+        raise PipelineError(f"'{email}' is not in the audience")
+    return signer.token(reader.ref)
+
+
+def address_of(db: sqlite3.Connection, token_or_email: str, config: Config) -> str:
+    """The address an unsubscribe request names: as written, or that of the reader its
+    token names (the subject of a mailto: unsubscribe holds the token)."""
+    text = token_or_email.strip()
+    if "@" in text:
+        return text
+    signer = signer_for(config)
+    try:
+        reader = find_reader(db, signer.verify(text))
+    except TokenError as exc:
+        raise PipelineError(f"not a valid unsubscribe token ({exc}); copy it whole from "
+                            "the mail's subject, or give the address") from None
+    if reader is None:
+        raise PipelineError("this unsubscribe token names no reader in the audience (deleted "
+                            "from the database?); give the address instead")
+    return reader.email

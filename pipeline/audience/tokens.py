@@ -1,66 +1,150 @@
-"""Unsubscribe tokens: the subscriber and the list, signed with HMAC-SHA256 under
-NEWSLETTER_SECRET. No database look-up is needed to tell a forged token from a real one."""
+"""Unsubscribe tokens that reveal nothing and can be rotated.
+
+A token is ``REF.MAC``, both base64url without padding:
+
+- REF (16 characters): the reader's ref, 12 random bytes stored with them
+  (``subscribers.ref``). It is not their address, their row's id or anything of the
+  sender's, so a link tells whoever sees it nothing about who the reader is or how
+  large the audience is, and a new sender.email or list_id leaves every link valid.
+- MAC (20 characters): the first 15 bytes of HMAC-SHA256 over ``unsubscribe\\0`` + REF,
+  under a key derived from NEWSLETTER_SECRET for this one purpose.
+
+At these lengths (whole groups of three bytes) a token has exactly one spelling: any
+other (padding, white space, '+' or '/', another length, another separator) is
+refused as malformed before anything else. The MAC is compared in constant time, and
+only a token that passes is looked up in the database (``queries.find_reader``).
+
+Rotation: a token signed with a secret listed in NEWSLETTER_SECRET_PREVIOUS still
+verifies; new links always use NEWSLETTER_SECRET.
+
+Links in mail sent by version 0.1.0 carried the address itself:
+base64url(list id \\x1f address) + "." + an HMAC under the old key. They are honoured
+(``legacy``) when they are in canonical form, verify under the current or a previous
+secret and name this list, so that a reader of an old issue can still leave; they
+will be dropped in a later version.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import secrets
+import string
+from collections.abc import Iterable
+from dataclasses import dataclass
 
-_SEPARATOR = "\x1f"
+from ..config import Config
+
+REF_BYTES = 12  # a reader's ref: random bytes, stored with them (subscribers.ref)
+MAC_BYTES = 15
+_PURPOSE = b"unsubscribe\0"  # what the MAC is over: this label, then the ref
+_KEY_LABEL = b"newsletter-as-code: the key of unsubscribe tokens\0"
+_ALPHABET = frozenset(string.ascii_letters + string.digits + "-_")
+# version 0.1.0's tokens
+_LEGACY_KEY_LABEL = b"newsletter-unsubscribe\x00"
+_LEGACY_SEPARATOR = "\x1f"
+_LEGACY_MAC_BYTES = 20
 
 
 class TokenError(ValueError):
     pass
 
 
-def _b64(data: bytes) -> str:
+def new_ref() -> bytes:
+    """A reader's ref: random, so that it tells nothing of the address, the order of
+    sign-up or the size of the audience. (The database gives one of its own to a row
+    inserted by other means.)"""
+    return secrets.token_bytes(REF_BYTES)
+
+
+def encode(data: bytes) -> str:
+    """base64url without padding."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+def decode(text: str, size: int | None = None) -> bytes:
+    """The bytes ``text`` is the canonical base64url (no padding) of, and ``size`` long
+    if a size is given; TokenError for any other spelling."""
+    if not text or not _ALPHABET.issuperset(text) or (
+            size is not None and len(text) != len(encode(bytes(size)))):
+        raise TokenError("malformed token")
+    try:
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except ValueError:  # binascii.Error
+        raise TokenError("malformed token") from None
+    if encode(data) != text:  # a length of 4n + 1, or unused bits that are not zero
+        raise TokenError("malformed token")
+    return data
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Whom a genuine token names: a reader's ref or, in a link of version 0.1.0, an
+    address."""
+
+    ref: bytes = b""
+    email: str = ""
 
 
 class Signer:
-    def __init__(self, secret: str, list_id: str):
+    """Signs a reader's ref with the current secret; verifies a token with the current
+    secret or any previous one."""
+
+    def __init__(self, secret: str, previous: Iterable[str] = (), list_id: str = ""):
         if not secret:
             raise ValueError("an empty secret signs nothing")
-        self.key = hashlib.sha256(b"newsletter-unsubscribe\x00" + secret.encode()).digest()
-        self.list_id = list_id
+        every = [secret, *(s for s in previous if s and s != secret)]  # current first
+        self.keys = [hmac.digest(s.encode("utf-8"), _KEY_LABEL, "sha256") for s in every]
+        self.legacy_keys = [hashlib.sha256(_LEGACY_KEY_LABEL + s.encode()).digest()
+                            for s in every]
+        self.list_id = list_id  # only a legacy token names its list
 
-    def _mac(self, payload: bytes) -> bytes:
-        return hmac.digest(self.key, payload, "sha256")[:20]
+    def token(self, ref: bytes) -> str:
+        if len(ref) != REF_BYTES:
+            raise ValueError(f"a ref is {REF_BYTES} bytes")
+        return f"{encode(ref)}.{encode(_mac(self.keys[0], ref))}"
 
-    def token(self, email: str) -> str:
-        payload = f"{self.list_id}{_SEPARATOR}{email.lower()}".encode()
-        return f"{_b64(payload)}.{_b64(self._mac(payload))}"
-
-    def email(self, token: str) -> str:
-        """The subscriber a token names; TokenError if it is forged, altered or foreign."""
-        try:
-            payload_text, mac_text = token.strip().split(".")
-            payload, mac = _unb64(payload_text), _unb64(mac_text)
-        except (ValueError, TypeError):
-            raise TokenError("malformed token") from None
-        if not hmac.compare_digest(mac, self._mac(payload)):
+    def verify(self, token: str) -> Claim:
+        """Whom the token names; TokenError if it is malformed, forged, altered, signed
+        with a secret that is neither current nor previous, or for another list. No
+        database is read."""
+        ref_text, dot, mac_text = token.partition(".")
+        if not dot:
+            raise TokenError("malformed token")
+        if len(mac_text) == len(encode(bytes(_LEGACY_MAC_BYTES))):
+            return self._legacy(ref_text, mac_text)
+        ref, mac = decode(ref_text, REF_BYTES), decode(mac_text, MAC_BYTES)
+        if not _matches(mac, [_mac(key, ref) for key in self.keys]):
             raise TokenError("the token's signature does not match")
-        list_id, _, email = payload.decode("utf-8", "replace").partition(_SEPARATOR)
+        return Claim(ref=ref)
+
+    def _legacy(self, payload_text: str, mac_text: str) -> Claim:
+        payload, mac = decode(payload_text), decode(mac_text, _LEGACY_MAC_BYTES)
+        expected = [hmac.digest(key, payload, "sha256")[:_LEGACY_MAC_BYTES]
+                    for key in self.legacy_keys]
+        if not _matches(mac, expected):
+            raise TokenError("the token's signature does not match")
+        list_id, _, email = payload.decode("utf-8", "replace").partition(_LEGACY_SEPARATOR)
         if list_id != self.list_id or not email:
             raise TokenError("the token is for another list")
-        return email
+        return Claim(email=email)
 
 
-def address_of(token_or_email: str, secret: str, list_id: str) -> str:
-    """The address an unsubscribe request names: as written, or read from its token
-    (the subject of a mailto: unsubscribe holds the token)."""
-    from ..errors import PipelineError
+def _mac(key: bytes, ref: bytes) -> bytes:
+    return hmac.digest(key, _PURPOSE + ref, "sha256")[:MAC_BYTES]
 
-    text = token_or_email.strip()
-    if "@" in text:
-        return text
-    try:
-        return Signer(secret, list_id).email(text)
-    except TokenError as exc:
-        raise PipelineError(f"not a valid unsubscribe token ({exc}); copy it whole from "
-                            "the mail's subject, or give the address") from None
+
+def _matches(mac: bytes, expected: list[bytes]) -> bool:
+    """Whether mac is one of expected, every one compared in constant time."""
+    found = False
+    for candidate in expected:
+        found |= hmac.compare_digest(mac, candidate)
+    return found
+
+
+def signer_for(config: Config) -> Signer:
+    """The signer of this publication: NEWSLETTER_SECRET (a configuration error if it is
+    not set) and NEWSLETTER_SECRET_PREVIOUS."""
+    return Signer(config.require("NEWSLETTER_SECRET"), config.previous_secrets,
+                  config.list_id)

@@ -293,4 +293,4 @@ class Ledger:
 def _recipient(row: sqlite3.Row) -> Recipient:
     fields = row["fields"]
     return Recipient(row["subscriber_id"], row["email"], row["name"],
-                     json.loads(fields) if fields != "{}" else {})
+                     json.loads(fields) if fields != "{}" else {}, row["ref"])

@@ -18,7 +18,7 @@ from email.utils import format_datetime, formataddr
 from html import escape
 
 from ..audience.addresses import display_name
-from ..audience.tokens import Signer
+from ..audience.tokens import new_ref, signer_for
 from ..config import Config
 from ..errors import PipelineError
 from ..render import PLACEHOLDER, RenderedEmail
@@ -32,6 +32,9 @@ class Recipient:
     email: str
     name: str = ""
     fields: Mapping[str, str] = field(default_factory=dict)
+    # what the unsubscribe token signs; an address that is no reader gets a random one,
+    # whose link leads to the "not valid" page
+    ref: bytes = field(default_factory=new_ref, repr=False)
 
 
 class Part:
@@ -136,7 +139,7 @@ class PreparedEmail:
         if "\r" in self.subject or "\n" in self.subject:
             raise PipelineError("the subject contains a line break; write it on one line",
                                 path=rendered.source, line=subject_line)
-        self.signer = Signer(config.require("NEWSLETTER_SECRET"), config.list_id)
+        self.signer = signer_for(config)
         # the reader's link is prefix + token + suffix: joined once, filled per reader
         self.unsubscribe_prefix, _, self.unsubscribe_suffix = \
             with_query(config.unsubscribe_url, "token", "\0").partition("\0")
@@ -182,7 +185,7 @@ class Message:
     def __init__(self, prepared: PreparedEmail, recipient: Recipient):
         self.prepared = prepared
         self.recipient = recipient
-        self.token = prepared.signer.token(recipient.email)
+        self.token = prepared.signer.token(recipient.ref)
         values = dict(recipient.fields)
         values["name"] = display_name(recipient.name)  # no control characters, not too long
         values["email"] = recipient.email

@@ -292,7 +292,15 @@ def send_test(folder: Path, config: Config, provider: Provider, addresses: list[
         if problem:
             raise PipelineError(f"{problem}; give --to a full address like you@example.com")
     _, email = prepare(folder, config, test=True)
-    recipients = [Recipient(0, address) for address in addresses]
+    refs: dict[str, bytes] = {}
+    if config.database.exists():  # a reader's test has their own link; nobody else's works
+        db = connect(config.database)
+        try:
+            refs = audience.refs_of(db, addresses)
+        finally:
+            db.close()
+    recipients = [Recipient(0, address, ref=refs.get(address.lower()) or audience.new_ref())
+                  for address in addresses]
     with provider:
         outcomes = provider.send([email.message(r) for r in recipients], rt.clock())
     return list(zip(addresses, outcomes, strict=True))
@@ -322,7 +330,7 @@ def plan_send(folder: Path, config: Config, provider_name: str, now: datetime) -
             remaining, done = audience.count(db)["active"], 0
             sub = next((s for s in audience.subscribers(db, "active")
                         if not invalid_reason(s.email)), None)
-            first = Recipient(sub.id, sub.email, sub.name) if sub else None
+            first = Recipient(sub.id, sub.email, sub.name, ref=sub.ref) if sub else None
     finally:
         db.close()
     message = email.message(first or Recipient(0, "reader@example.com"))

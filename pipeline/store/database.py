@@ -77,6 +77,32 @@ MIGRATIONS = [
     DROP TABLE deliveries;
     ALTER TABLE deliveries_v2 RENAME TO deliveries
     """,
+    # 3: every reader's ref, the random reference their unsubscribe token signs (not
+    # their address, not their id). SQLite adds neither a UNIQUE nor a NOT NULL column
+    # with a computed default: subscribers is rebuilt with it, ids kept (the ledger
+    # names readers by id), and every existing reader gets a ref of their own.
+    """
+    CREATE TABLE subscribers_v3 (
+        id INTEGER PRIMARY KEY,
+        email TEXT NOT NULL,
+        email_key TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL DEFAULT '',
+        fields TEXT NOT NULL DEFAULT '{}',
+        status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'unsubscribed')),
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        unsubscribed_at TEXT,
+        unsubscribe_source TEXT,
+        ref BLOB NOT NULL UNIQUE DEFAULT (randomblob(12))  -- 12 random bytes
+            CHECK (typeof(ref) = 'blob' AND length(ref) = 12)
+    );
+    INSERT INTO subscribers_v3 (id, email, email_key, name, fields, status, created_at,
+                                updated_at, unsubscribed_at, unsubscribe_source)
+        SELECT id, email, email_key, name, fields, status, created_at, updated_at,
+               unsubscribed_at, unsubscribe_source FROM subscribers;
+    DROP TABLE subscribers;
+    ALTER TABLE subscribers_v3 RENAME TO subscribers
+    """,
 ]
 
 

@@ -5,7 +5,9 @@
 - POST ?token=…  RFC 8058 one-click (body ``List-Unsubscribe=One-Click``) or the page's
   button: the reader is unsubscribed, with the time and the source. Repeating it is
   harmless.
-- A forged, altered, truncated or foreign token: 400, and nothing changes.
+- A malformed, non-canonical, forged, altered, truncated or foreign token, or one whose
+  reader is no longer in the database: 400, the "not valid" page, and nothing changes.
+  The token's MAC is checked before the database is read (``audience.tokens``).
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from ..audience.queries import unsubscribe_address
-from ..audience.tokens import Signer, TokenError
+from ..audience.queries import find_reader, unsubscribe_address
+from ..audience.tokens import TokenError, signer_for
 from ..config import Config
 from ..render import template_env
 from ..render.templates import base_context
@@ -26,7 +28,7 @@ ONE_CLICK = "List-Unsubscribe=One-Click"
 
 def unsubscribe_route(config: Config, clock: Callable[[], datetime]
                       ) -> Callable[[Request], Response]:
-    signer = Signer(config.require("NEWSLETTER_SECRET"), config.list_id)
+    signer = signer_for(config)
     template = template_env(config).get_template("web/unsubscribe.html.j2")
 
     def page(status: int, state: str, email: str = "", token: str = "") -> Response:
@@ -36,17 +38,20 @@ def unsubscribe_route(config: Config, clock: Callable[[], datetime]
     def unsubscribe(request: Request) -> Response:
         token = request.value("token")
         try:
-            email = signer.email(token)
+            claim = signer.verify(token)  # a forgery is refused before the database opens
         except TokenError:
             return page(400, "invalid")
-        if request.method != "POST":
-            return page(200, "ask", email, token)
-        source = "one-click" if request.body.strip() == ONE_CLICK else "web"
         db = connect(config.database)
         try:
-            unsubscribe_address(db, email, clock(), source)
+            reader = find_reader(db, claim)
+            if reader is None:  # deleted from the database
+                return page(400, "invalid")
+            if request.method != "POST":
+                return page(200, "ask", reader.email, token)
+            source = "one-click" if request.body.strip() == ONE_CLICK else "web"
+            unsubscribe_address(db, reader.email, clock(), source)
         finally:
             db.close()
-        return page(200, "done", email)
+        return page(200, "done", reader.email)
 
     return unsubscribe

@@ -51,7 +51,7 @@ def assert_proper_message(raw: bytes, to: str, name: str, db: Path
     html = message.get_body(("html",)).get_content()
     assert f"你好，{name or '读者朋友'}：" in text
     assert f"你好，{name or '读者朋友'}：" in html
-    assert f'href="{https}"' in html and f"退订: {https}" in text
+    assert f'href="{https}"' in html and f"退订：{https}" in text
     assert 'href="https://news.example.com/issues/2023-12-07-ai-productivity-09/"' in html
     assert "%%" not in html and "%%" not in text
     return message

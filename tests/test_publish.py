@@ -144,6 +144,17 @@ def test_jekyll_export_replaces_the_markdown_post_of_earlier_versions(run, proje
     assert listing(project / "blog" / "_posts") == ["2023-12-07-ai-productivity-09.html"]
 
 
+def test_jekyll_front_matter_may_not_replace_what_export_sets(run, project):
+    toml = project / "newsletter.toml"
+    toml.write_text(toml.read_text() + '\n[jekyll]\nfront_matter = { title = "Blog" }\n')
+    line = len(toml.read_text().splitlines())
+    result = run("export", ISSUE, "--out", "blog")
+    assert result.exit_code == 4
+    assert result.stderr == (f"newsletter.toml:{line}: jekyll.front_matter: 'title' is set by "
+                             "export: each post's comes from its issue.yaml; remove it\n")
+    assert not (project / "blog").exists()
+
+
 def test_index_and_issue_page_fit_a_phone(run, project, browser, static_server):
     run("publish")
     base = static_server(project / "site")

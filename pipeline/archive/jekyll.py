@@ -64,7 +64,7 @@ def export_jekyll(issue: Issue, config: Config, out: Path) -> JekyllPost:
 
 def post_front_matter(issue: Issue, config: Config) -> str:
     """The YAML between the --- lines: layout, title, date, tags, the preheader as the
-    excerpt, then [jekyll] front_matter."""
+    excerpt, then [jekyll] front_matter (which may not set those: config refuses it)."""
     front: dict[str, Any] = {"layout": config.jekyll.layout, "title": issue.title,
                              "date": issue.date, "tags": list(issue.tags)}
     if issue.preheader:  # Jekyll's excerpts are HTML, and themes print them as such

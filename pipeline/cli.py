@@ -399,12 +399,17 @@ def publish(app: App, out: Path) -> None:
               show_default=True, help="The blog's folder (holding _posts/).")
 @pass_app
 def export(app: App, issue: str, fmt: str, out: Path) -> None:
-    """Write ISSUE as a post for an existing blog (Jekyll: _posts/ and assets/)."""
+    """Write ISSUE as a post for an existing blog (Jekyll: _posts/*.html and assets/).
+
+    The post's body is the archive page's HTML, with Liquid in the content shown as
+    text and images under the blog's baseurl."""
     from .archive.jekyll import export_jekyll
     from .issue import read_issue
 
     post = export_jekyll(read_issue(app.issue_folder(issue), app.config), app.config, out)
-    click.echo(f"wrote {display_path(post)}")
+    click.echo(f"wrote {display_path(post.path)}")
+    if post.replaced:
+        click.echo(f"removed {display_path(post.replaced)} (an earlier export, now HTML)")
 
 
 # --- serve ---------------------------------------------------------------------------

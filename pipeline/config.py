@@ -124,7 +124,19 @@ class Labels:
 @dataclass(frozen=True, kw_only=True)
 class Jekyll:
     layout: str = key("line", "post")
-    front_matter: dict[str, Any] = key("table", {})
+    # more keys for every exported post (categories, author, ...); not those export sets
+    front_matter: dict[str, Any] = key("front_matter", {})
+
+
+# The keys export writes itself, which [jekyll] front_matter may not replace: why not.
+JEKYLL_OWN_KEYS = {
+    "layout": "set it with [jekyll] layout = \"...\"",
+    "title": "each post's comes from its issue.yaml",
+    "date": "each post's comes from its issue.yaml",
+    "tags": "each post's come from its issue.yaml",
+    "excerpt": "each post's is its issue's preheader",
+    "render_with_liquid": "the post's image URLs are Liquid (relative_url)",
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -462,6 +474,12 @@ def _check(value: Any, meta: Mapping[str, Any]) -> str | None:
         return None if ok else f"must be a list of strings, not {value!r}"
     if kind == "table":
         return None if isinstance(value, dict) else f"must be a table, not {value!r}"
+    if kind == "front_matter":
+        if not isinstance(value, dict):
+            return f"must be a table, not {value!r}"
+        own = [name for name in value if name in JEKYLL_OWN_KEYS]
+        return f"'{own[0]}' is set by export: {JEKYLL_OWN_KEYS[own[0]]}; remove it" if own \
+            else None
     if not isinstance(value, str):
         return f"must be a string, not {value!r}"
     return _check_text(value, meta)

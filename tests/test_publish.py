@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlparse
@@ -106,23 +107,52 @@ def test_view_in_browser_points_at_the_issue_page(run, project):
 
 
 def test_jekyll_export_writes_a_post_with_front_matter_and_images(run, project):
+    """An HTML post (the archive page's HTML, not the contributors' Markdown: no kramdown
+    reading it again) with front matter, and the images under assets/<id>/."""
     toml = project / "newsletter.toml"
     toml.write_text(toml.read_text() + '\n[jekyll]\nfront_matter = { style = "huoshui" }\n')
     result = run("export", ISSUE, "--format", "jekyll", "--out", "blog")
-    assert result.stdout == "wrote blog/_posts/2023-12-07-ai-productivity-09.md\n"
-    text = (project / "blog" / "_posts" / "2023-12-07-ai-productivity-09.md").read_text()
+    assert result.stdout == "wrote blog/_posts/2023-12-07-ai-productivity-09.html\n"
+    text = (project / "blog" / "_posts" / "2023-12-07-ai-productivity-09.html").read_text()
     _, matter, body = text.split("---\n", 2)
     front = yaml.safe_load(matter)
     assert front["layout"] == "post" and front["title"] == "AI生产力快报｜09"
     assert str(front["date"]) == "2023-12-07" and front["tags"] == ["AI"]
+    assert front["excerpt"] == "GPT 商店推迟到 2024 年；ChatGPT 满一周岁；杨立昆谈智能与控制欲"
     assert front["style"] == "huoshui"
+    run("publish")
+    page = (project / "site" / ISSUE / "index.html").read_text()
     for title in ("在 Google Colab 里直接用上 transformers", "GPT 商店推迟到 2024 年初",
-                  "ChatGPT 满一周岁", "杨立昆：智能不等于控制欲"):
-        assert f"\n### {title}\n" in body
-    assert "\n#### 选择变多了\n" in body  # an item's own heading, one level down
-    assert "![ChatGPT 发布一年来的里程碑时间线](/assets/2023-12-07-ai-productivity-09/" \
-           "images/milestones.jpg)" in body
+                  "ChatGPT 满一周岁", "杨立昆：智能不等于控制欲", "选择变多了"):
+        assert f"<h3>{title}</h3>" in body and f"<h3>{title}</h3>" in page
+    # the archive page's HTML, images at the blog's baseurl (Jekyll's relative_url)
+    liquid = re.compile(r"\{\{ '/assets/2023-12-07-ai-productivity-09/(images/[a-z0-9]+\.[a-z]+)"
+                        r"' \| relative_url \}\}")
+    assert len(liquid.findall(body)) == 5  # the header and four in the items
+    assert liquid.sub(r"\1", body) in page
     assert (project / "blog" / "assets" / ISSUE / "images" / "milestones.jpg").is_file()
+
+
+def test_jekyll_export_replaces_the_markdown_post_of_earlier_versions(run, project):
+    old = project / "blog" / "_posts" / "2023-12-07-ai-productivity-09.md"
+    old.parent.mkdir(parents=True)
+    old.write_text("---\ntitle: old\n---\n\nold\n")
+    result = run("export", ISSUE, "--out", "blog")
+    assert result.stdout == ("wrote blog/_posts/2023-12-07-ai-productivity-09.html\n"
+                             "removed blog/_posts/2023-12-07-ai-productivity-09.md "
+                             "(an earlier export, now HTML)\n")
+    assert listing(project / "blog" / "_posts") == ["2023-12-07-ai-productivity-09.html"]
+
+
+def test_jekyll_front_matter_may_not_replace_what_export_sets(run, project):
+    toml = project / "newsletter.toml"
+    toml.write_text(toml.read_text() + '\n[jekyll]\nfront_matter = { title = "Blog" }\n')
+    line = len(toml.read_text().splitlines())
+    result = run("export", ISSUE, "--out", "blog")
+    assert result.exit_code == 4
+    assert result.stderr == (f"newsletter.toml:{line}: jekyll.front_matter: 'title' is set by "
+                             "export: each post's comes from its issue.yaml; remove it\n")
+    assert not (project / "blog").exists()
 
 
 def test_index_and_issue_page_fit_a_phone(run, project, browser, static_server):

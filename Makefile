@@ -26,6 +26,7 @@ demo: install
 	  $(BIN)/newsletter send "$$(ls -d issues/*/ | tail -n 1)" --yes --provider outbox
 
 test: install
+	@bash tests/system-packages
 	$(BIN)/python -m pytest
 
 lint: install

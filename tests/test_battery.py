@@ -266,6 +266,18 @@ CASES = [
     Case("database folder is a file", _garbage("plain"), ("audience", "count"), 1, (
         "plain/newsletter.db: cannot make the database's folder (File exists); check "
         "`database` in newsletter.toml",), env=(("NEWSLETTER_DATABASE", "plain/newsletter.db"),)),
+    # unsubscribe tokens (the mailto: subject an operator pastes)
+    Case("token forged", lambda p, o: None, ("audience", "unsubscribe",
+                                             "AAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAA"), 1, (
+        "not a valid unsubscribe token (the token's signature does not match); copy it whole "
+        "from the mail's subject, or give the address",)),
+    Case("token padded", lambda p, o: None, ("audience", "unsubscribe",
+                                             "AAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAA="), 1, (
+        "not a valid unsubscribe token (malformed token); copy it whole from the mail's "
+        "subject, or give the address",)),
+    Case("token with CR/LF", lambda p, o: None, ("audience", "unsubscribe", "a\r\nb"), 1, (
+        "not a valid unsubscribe token (malformed token); copy it whole from the mail's "
+        "subject, or give the address",)),
     # newsletter.toml
     Case("sender name with CR/LF", lambda p, o: _edit_toml(
         p, '[sender]\nname = "AI生产力快报"', '[sender]\nname = "AI\\r\\nBcc: x@example.com"'),

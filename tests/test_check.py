@@ -135,6 +135,18 @@ def test_unfilled_template_variable(run, project, own_templates):
                                 "name or provide the value"]
 
 
+def test_a_failing_template_expression_is_its_line_not_a_traceback(run, project, own_templates):
+    path = project / "templates" / "text" / "issue.txt.j2"
+    path.write_text(path.read_text().replace("{{ sender.address }}", '{{ "-" * "x" }}'))
+    result = check(run, project, {})
+    assert result.exit_code == 1
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1)
+                if '"-" * "x"' in text)
+    assert findings(result) == [f"templates/text/issue.txt.j2:{line}: error: template error: "
+                                "can't multiply sequence by non-int of type 'str'; fix the "
+                                "expression on this line"]
+
+
 # --- warnings ------------------------------------------------------------------------
 
 

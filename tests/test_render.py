@@ -25,6 +25,18 @@ def test_sample_matches_golden_files(folder: Path):
         "text differs from tests/golden; run `make golden` if the change is intended"
 
 
+def test_head_keeps_the_reset_the_outlook_fonts_and_a_preheader_filler(kitchen_sink):
+    issue, rendered = kitchen_sink
+    html = rendered.html
+    head = html[:html.index("</head>")]
+    assert "#outlook a" in head and "-ms-interpolation-mode: bicubic" in head
+    assert "-ms-interpolation-mode" not in html[html.index("</head>"):]  # not inlined
+    assert "<!--[if mso]><style>body, table, td, div, p, a, h1, h2, h3, li { font-family: " \
+           "'Microsoft YaHei'" in head
+    hidden = re.search(r'<div style="display:none;[^"]*">([^<]*)</div>', html)[1]
+    assert hidden == issue.preheader + "\u034f\u200c\u00a0" * 50
+
+
 def test_golden_files_exist_for_every_sample():
     assert sorted(p.name for p in GOLDEN.iterdir()) == [p.name for p in samples()]
 

@@ -159,11 +159,22 @@ def compose_text(context: dict[str, Any], env: jinja2.Environment) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
 
+# mjml-python reads a unitless 0 in a padding as no padding at all when it computes
+# Outlook's conditional widths (a divider 600 px wide instead of 550); the reference
+# compiler reads it as 0px. Our own templates write 0px; a project's may not.
+_PADDING = re.compile(r'(\spadding(?:-(?:top|right|bottom|left))?=")([^"]*)"')
+
+
+def with_units(mjml_source: str) -> str:
+    return _PADDING.sub(lambda m: m[1] + re.sub(r"(?<![\w.])0(?![\w.%])", "0px", m[2]) + '"',
+                        mjml_source)
+
+
 def mjml_to_html(mjml_source: str) -> str:
     import mjml
 
     try:
-        return mjml.mjml2html(mjml_source)
+        return mjml.mjml2html(with_units(mjml_source))
     except Exception as exc:  # mrml reports template mistakes as plain exceptions
         raise IssueError.one("templates/email/issue.mjml.j2",
                              f"the composed MJML is not valid: {exc}; fix the template "

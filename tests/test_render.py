@@ -84,6 +84,8 @@ def test_markdown_features_render_in_html(kitchen_sink):
     assert "height:auto" in lone["style"]
     inline = next(a for a in images if a["alt"] == "small figure")
     assert inline["src"] == lone["src"]
+    assert (inline["width"], inline["height"]) == ("550", "257")  # Outlook needs both
+    assert "max-width:100%" in inline["style"] and "height:auto" in inline["style"]
 
 
 def test_markdown_features_render_in_text(kitchen_sink):

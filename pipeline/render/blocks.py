@@ -24,7 +24,15 @@ class Block:
     alt: str = ""
 
 
-def html_blocks(body: list[Token], image_url: Callable[[str], str]) -> list[Block]:
+Size = Callable[[str], "tuple[int, int] | None"]  # src -> width, height as shown
+
+
+def _no_size(src: str) -> None:
+    return None
+
+
+def html_blocks(body: list[Token], image_url: Callable[[str], str],
+                image_size: Size = _no_size) -> list[Block]:
     """Split a body into HTML runs and paragraphs that hold only an image.
 
     A lone image becomes an mj-image (full column width, sized); everything else is
@@ -37,7 +45,7 @@ def html_blocks(body: list[Token], image_url: Callable[[str], str]) -> list[Bloc
         node = body[i]
         if node.type == "paragraph_open" and node.level == 0 and _lone_image(body[i + 1]):
             if run:
-                blocks.append(Block("html", render_html(run, image_url)))
+                blocks.append(Block("html", render_html(run, image_url, image_size)))
                 run = []
             for child in body[i + 1].children or []:
                 if child.type == "image":
@@ -48,7 +56,7 @@ def html_blocks(body: list[Token], image_url: Callable[[str], str]) -> list[Bloc
         run.append(node)
         i += 1
     if run:
-        blocks.append(Block("html", render_html(run, image_url)))
+        blocks.append(Block("html", render_html(run, image_url, image_size)))
     return blocks
 
 
@@ -60,9 +68,13 @@ def _lone_image(inline: Token) -> bool:
 
 def _render_image(self, nodes, idx, options, env):
     node = nodes[idx]
-    src = env["image_url"](str(node.attrs.get("src", "")))
+    written = str(node.attrs.get("src", ""))
+    src = env["image_url"](written)
     alt = html.escape(self.renderInlineAsText(node.children or [], options, env))
-    return f'<img src="{html.escape(src)}" alt="{alt}" style="max-width:100%;height:auto;">'
+    size = env["image_size"](written)  # Outlook shows an image without one at natural size
+    sized = f' width="{size[0]}" height="{size[1]}"' if size else ""
+    return (f'<img src="{html.escape(src)}" alt="{alt}"{sized} '
+            'style="max-width:100%;height:auto;">')
 
 
 def _render_softbreak(self, nodes, idx, options, env):
@@ -96,6 +108,9 @@ RENDERER.rules["image"] = _render_image.__get__(RENDERER)
 RENDERER.rules["softbreak"] = _render_softbreak.__get__(RENDERER)
 
 
-def render_html(body: list[Token], image_url: Callable[[str], str]) -> str:
-    """Markdown blocks as HTML, images pointing where they are hosted."""
-    return RENDERER.render(body, PARSER.options, {"image_url": image_url}).strip()
+def render_html(body: list[Token], image_url: Callable[[str], str],
+                image_size: Size = _no_size) -> str:
+    """Markdown blocks as HTML, images pointing where they are hosted (and sized, when
+    image_size knows them)."""
+    return RENDERER.render(body, PARSER.options, {"image_url": image_url,
+                                                  "image_size": image_size}).strip()

@@ -98,9 +98,18 @@ def _image_view(image: Image | None, src: str, url: str, width: int, alt: str
             "height": height, "src": src}
 
 
+def _shown_size(issue_images: dict[str, Image]):
+    """src -> an inline image's width and height in the email: its natural size, scaled
+    down to the column."""
+    def size(src: str) -> tuple[int, int] | None:
+        view = _image_view(issue_images.get(src), src, "", CONTENT_WIDTH, "")
+        return (view["width"], view["height"]) if view["height"] else None
+    return size
+
+
 def _blocks(body, issue_images: dict[str, Image], image_url) -> list[dict[str, Any]]:
     views = []
-    for block in html_blocks(body, image_url):
+    for block in html_blocks(body, image_url, _shown_size(issue_images)):
         if block.kind == "html":
             views.append({"kind": "html", "html": Markup(block.html)})
         else:

@@ -221,7 +221,13 @@ class Config:
 
     @property
     def unsubscribe_email(self) -> str:
-        return self.sender.unsubscribe_email or self.sender.reply_to or self.sender.email
+        """Where List-Unsubscribe's mailto: goes: [sender] unsubscribe_email, else the
+        sender's address with a +unsubscribe tag (a mailbox a program can read, never
+        the editors' reply-to inbox)."""
+        if self.sender.unsubscribe_email:
+            return self.sender.unsubscribe_email
+        local, _, domain = self.sender.email.rpartition("@")
+        return f"{local}+unsubscribe@{domain}"
 
     def require(self, secret: str) -> str:
         """A secret a command cannot do without: its value, or the one configuration

@@ -38,13 +38,14 @@ def assert_proper_message(raw: bytes, to: str, name: str, db: Path
     assert message["Reply-To"] == "editors@example.com"
     assert message["To"].addresses[0].addr_spec == to
     assert message["List-Id"] == "AI生产力快报 <newsletter.example.com>"
+    assert message["Feedback-ID"] == f"{ISSUE}:newsletter.example.com:example.com"
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message["Message-ID"].startswith(f"<{ISSUE}.") and message["Date"]
     https, mailto = [u.strip(" <>") for u in str(message["List-Unsubscribe"]).split(",")]
     token = https.split("?token=")[1]
     assert https.startswith("https://news.example.com/unsubscribe?token=")
     assert token == token_of(db, to)  # the reader's own, not someone else's
-    assert mailto == f"mailto:editors@example.com?subject=unsubscribe%20{token}"
+    assert mailto == f"mailto:newsletter+unsubscribe@example.com?subject=unsubscribe%20{token}"
     assert message.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
     text = message.get_body(("plain",)).get_content()

@@ -73,7 +73,7 @@ def test_a_dry_run_shows_a_placeholder_never_a_real_token(run, audience):
     assert result.exit_code == 0
     first = "lin.xiaoyu@example.com"  # the first reader imported
     assert token_of(audience, first) not in result.stdout
-    assert "?token=TOKEN>, <mailto:editors@example.com?subject=unsubscribe%20TOKEN>" in \
+    assert "?token=TOKEN>, <mailto:newsletter+unsubscribe@example.com?subject=unsubscribe%20TOKEN>" in \
         result.stdout.replace("\n", "")
 
 

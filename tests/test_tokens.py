@@ -128,7 +128,7 @@ def test_a_token_is_the_readers_random_ref_and_a_mac_and_shows_nothing_of_the_ad
         token = token_in(https)
         assert TOKEN.fullmatch(token), token
         assert decode(token.split(".")[0], REF_BYTES) == stored[address]
-        assert mailto == f"mailto:editors@example.com?subject=unsubscribe%20{token}"
+        assert mailto == f"mailto:newsletter+unsubscribe@example.com?subject=unsubscribe%20{token}"
         for shown in (https, mailto):
             assert address not in shown.lower()
             local = address.split("@")[0]
@@ -161,7 +161,7 @@ def test_the_same_address_in_another_audience_has_an_unrelated_token(run, audien
 
 def test_a_dry_run_and_a_test_send_never_show_a_readers_token(run, audience, project):
     result = run("send", ISSUE, "--dry-run")
-    assert "?token=TOKEN>, <mailto:editors@example.com?subject=unsubscribe%20TOKEN>" in \
+    assert "?token=TOKEN>, <mailto:newsletter+unsubscribe@example.com?subject=unsubscribe%20TOKEN>" in \
         result.stdout.replace("\n", "")
     tokens = [token_of(audience, address) for address in refs(audience)]
     assert not [t for t in tokens if t in result.stdout]

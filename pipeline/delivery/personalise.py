@@ -157,6 +157,9 @@ class PreparedEmail:
             + (header_line("Reply-To", self.reply_to) if self.reply_to else "")
             + header_line("Subject", self.subject)
             + header_line("List-Id", f"{phrase(config.name)} <{config.list_id}>")
+            # Gmail's feedback loop: complaints counted per issue, list and sender
+            + header_line("Feedback-ID", ":".join(field.replace(":", "-") for field in
+                                                  (self.slug, config.list_id, self.domain)))
             + "List-Unsubscribe-Post: List-Unsubscribe=One-Click" + CRLF
             + "MIME-Version: 1.0" + CRLF
             + f'Content-Type: multipart/alternative; boundary="{self.boundary}"' + CRLF

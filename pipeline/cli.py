@@ -266,16 +266,46 @@ def audience() -> None:
     """The subscriber list, kept in the SQLite database."""
 
 
+def _encoding_option(ctx, param, value: str | None) -> str | None:
+    from .audience.csv_text import known_encoding
+
+    try:
+        return value if value is None else known_encoding(value) and value
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+def _map_option(ctx, param, value: str | None) -> dict[str, str]:
+    from .audience.csv_formats import parse_mapping
+
+    try:
+        return parse_mapping(value or "")
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
 @audience.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--encoding", metavar="NAME", callback=_encoding_option,
+              help="The file's encoding (e.g. cp1252, big5), when it is not one that is "
+                   "detected: UTF-8, UTF-16 and UTF-32 with a BOM, GB18030.")
+@click.option("--map", "mapping", metavar="email=COLUMN,name=COLUMN", callback=_map_option,
+              help="Which columns hold the address and the name (matched ignoring case).")
 @pass_app
-def audience_import(app: App, file: Path) -> None:
-    """Import FILE.csv (header: email,name plus any columns; UTF-8, BOM or not)."""
+def audience_import(app: App, file: Path, encoding: str | None,
+                    mapping: dict[str, str]) -> None:
+    """Import FILE.csv: a header naming the columns (email, name and any others) and a
+    reader a row; or an export of Mailchimp, Substack, Buttondown or listmonk, whose
+    readers who left are imported unsubscribed. The whole file, or nothing if any line is
+    broken."""
     from .audience.csv_files import import_csv
 
-    report = import_csv(app.db(), file, app.now())
-    for problem in report.skipped:
+    report = import_csv(app.db(), file, app.now(), encoding, mapping)
+    for problem in report.warnings:
         click.echo(problem.as_finding(), err=True)
+    if report.unshown_warnings:
+        click.echo(f"{display_path(file)}: {report.unshown_warnings} more warnings like these "
+                   "(the summary counts them)", err=True)
     click.echo(report.summary())
 
 

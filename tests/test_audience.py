@@ -36,12 +36,14 @@ def test_invalid_rows_are_reported_with_their_line_and_skipped(run, project):
         "three@example.com,,\n".encode())
     result = run("audience", "import", "list.csv")
     assert result.exit_code == 0
-    assert result.stdout == ("added 2, updated 1, unchanged 0, kept unsubscribed 0, "
-                             "skipped 4\n")
+    assert result.stdout == ("added 2, updated 0, unchanged 0, kept unsubscribed 0, "
+                             "skipped 5 (2 invalid address, 1 duplicate row merged, "
+                             "1 invalid name, 1 no address)\n")
     assert result.stderr.splitlines() == [
         "list.csv:3: warning: 'not-an-address' is not a valid email address; row skipped",
         "list.csv:4: warning: 'multi\\nline@example.com' is not a valid email address; row "
         "skipped",
+        "list.csv:6: warning: OK@Example.com already appears on line 2; the later row wins",
         "list.csv:7: warning: the name contains a line break, which would break the email's "
         "headers; row skipped",
         "list.csv:9: warning: the email is empty; row skipped",
@@ -59,7 +61,8 @@ def test_a_csv_without_an_email_column(run, project):
     result = run("audience", "import", "list.csv")
     assert result.exit_code == 1
     assert result.stderr == ("list.csv:1: the header has no 'email' column; the first line "
-                             "must name the columns, like: email,name\n")
+                             "must name the columns, like: email,name (found: mail, name; if "
+                             "mail holds the addresses: --map email=mail)\n")
 
 
 def test_add_remove_list_count_export(run, audience, project):

@@ -34,10 +34,10 @@ def shown(text: str) -> str:
 def name_problem(name: str) -> str | None:
     if "\r" in name or "\n" in name:
         return "the name contains a line break, which would break the email's headers"
-    control = next((c for c in name if _is_control(c)), None)
+    control = _CONTROL.search(name)
     if control is not None:
-        return (f"the name contains the control character U+{ord(control):04X}, which "
-                "would break the email's headers")
+        return (f"the name contains the control character U+{ord(control.group()):04X}, "
+                "which would break the email's headers")
     return None
 
 

@@ -1,19 +1,33 @@
-"""The audience as CSV: import (every row checked, problems with their line) and export."""
+"""The audience as CSV: import (strict: a file is read whole or not at all, every
+problem with its line) and export (cells a spreadsheet would run as formulas as text)."""
 
 from __future__ import annotations
 
 import csv
 import json
 import sqlite3
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from ..errors import PipelineError, Problem, display_path
+from ..errors import PipelineError, Problem, ProblemsError, display_path
 from ..store import transaction
-from .addresses import email_problem, name_problem
-from .queries import subscribers, upsert
+from .addresses import email_problem, name_problem, shown
+from .csv_formats import LEFT, SKIPPED, SUPPRESSED, Columns, ColumnsError, columns_for
+from .csv_text import Encoding, StrictReader, cell_limit, detect_encoding
+from .queries import (
+    begin_import,
+    end_import,
+    imported_row,
+    note_imported_row,
+    subscribers,
+    suppress,
+    upsert,
+)
+
+MAX_WARNINGS = 100  # shown; the summary counts them all
 
 
 @dataclass
@@ -22,62 +36,144 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     kept_unsubscribed: int = 0
-    skipped: list[Problem] = field(default_factory=list)
+    left: int = 0  # recorded unsubscribed or suppressed, as the file says
+    left_reasons: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)  # rows, by reason
+    warnings: list[Problem] = field(default_factory=list)
+    unshown_warnings: int = 0
+    read_as: str = ""  # the export, encoding and delimiter, when not a plain UTF-8 CSV
 
     def summary(self) -> str:
-        return (f"added {self.added}, updated {self.updated}, unchanged {self.unchanged}, "
-                f"kept unsubscribed {self.kept_unsubscribed}, skipped {len(self.skipped)}")
+        parts = [f"added {self.added}", f"updated {self.updated}",
+                 f"unchanged {self.unchanged}", f"kept unsubscribed {self.kept_unsubscribed}"]
+        if self.left:
+            parts.append(f"imported as unsubscribed {self.left} ({_counted(self.left_reasons)})")
+        skipped = sum(self.skipped.values())
+        parts.append(f"skipped {skipped}" + (f" ({_counted(self.skipped)})" if skipped else ""))
+        return ", ".join(parts) + (f"; read as {self.read_as}" if self.read_as else "")
+
+    def warn(self, path: str, line: int, message: str) -> None:
+        if len(self.warnings) < MAX_WARNINGS:
+            self.warnings.append(Problem(path, line, message, "warning"))
+        else:
+            self.unshown_warnings += 1
+
+    def count(self, outcome: str, why: str = "", change: int = 1) -> None:
+        """One reader more (or fewer) in the outcome's count; ``why`` one who left."""
+        setattr(self, outcome, getattr(self, outcome) + change)
+        if outcome == "left" and change > 0:
+            self.left_reasons[why] += 1
 
 
-def import_csv(db: sqlite3.Connection, path: Path, now: datetime) -> ImportReport:
-    """Rows with a valid address are all kept; invalid ones are reported with their line.
+def _counted(reasons: Counter[str]) -> str:
+    return ", ".join(f"{n} {reason}" for reason, n in reasons.items())
 
-    Duplicates merge case-insensitively (the last row wins), a re-import changes
-    nothing, and an address that unsubscribed stays unsubscribed.
-    """
-    shown = display_path(path)
+
+def import_csv(db: sqlite3.Connection, path: Path, now: datetime, encoding: str | None = None,
+               mapping: dict[str, str] | None = None) -> ImportReport:
+    """Import a CSV of readers, or refuse it whole (ProblemsError with every problem of
+    its shape: a stray quote, a row with a cell too many, a header naming a column
+    twice...). Rows with an unusable address or name are skipped with a warning.
+
+    The encoding is detected (csv_text) unless given; an export of Mailchimp, Substack,
+    Buttondown or listmonk is recognised by its header (csv_formats), and its readers who
+    left are imported unsubscribed (or suppressed), never active. ``mapping`` (--map)
+    names the email and name columns. Duplicate addresses merge case-insensitively, the
+    later row winning (its name, when it has one, and its cells); a re-import changes
+    nothing; an address that unsubscribed stays unsubscribed."""
+    shown_path = display_path(path)
     try:
-        handle = path.open(encoding="utf-8-sig", newline="")
+        found = detect_encoding(path, shown_path, encoding)
+        handle = path.open(encoding=found.codec, newline="")
     except FileNotFoundError:
-        raise PipelineError("file not found", path=shown) from None
-    report = ImportReport()
-    with handle, transaction(db):
+        raise PipelineError("file not found", path=shown_path) from None
+    except OSError as error:
+        raise PipelineError(f"cannot be read: {error.strerror or error}",
+                            path=shown_path) from None
+    with handle, cell_limit(), transaction(db):
+        reader = StrictReader(handle, shown_path)
+        header = reader.header()
+        if header is None:
+            if reader.errors:
+                raise ProblemsError(reader.errors)
+            raise PipelineError("the file is empty; the first line must name the columns, "
+                                "like: email,name", path=shown_path, line=1)
         try:
-            reader = csv.DictReader(handle)
-            header = [h.strip().lower() for h in reader.fieldnames or []]
-        except UnicodeDecodeError:
-            raise PipelineError("not UTF-8; save the CSV as UTF-8", path=shown, line=1) from None
-        if "email" not in header:
-            raise PipelineError("the header has no 'email' column; the first line must name "
-                                "the columns, like: email,name", path=shown, line=1)
-        reader.fieldnames = header
-        row_line = 1
-        try:
-            for row in reader:
-                line, row_line = row_line + 1, reader.line_num
-                _import_row(db, row, shown, line, now, report)
-        except UnicodeDecodeError:
-            raise PipelineError("not valid UTF-8 after this line; save the CSV as UTF-8",
-                                path=shown, line=row_line) from None
-        except csv.Error as exc:
-            raise PipelineError(f"CSV syntax error: {exc}", path=shown,
-                                line=reader.line_num) from None
+            columns = columns_for(header.cells, mapping)
+        except ColumnsError as error:
+            raise ProblemsError(Problem(shown_path, header.line, message)
+                                for message in error.messages) from None
+        report = ImportReport(read_as=_read_as(columns, found, reader.delimiter))
+        begin_import(db)
+        unnamed = set(columns.unnamed)  # fine while empty; said once when not
+        for row in reader.rows(len(header.cells), columns.email):
+            for at in [at for at in unnamed if row.cells[at].strip()]:
+                unnamed.discard(at)
+                reader.errors.append(Problem(shown_path, header.line, f"column {at + 1} has no "
+                                             f"name, but line {row.line} has a value in it; "
+                                             "name the column or remove the value"))
+            if not reader.errors:  # a file with errors is only checked, never imported
+                _import_row(db, columns, row.cells, shown_path, row.line, now, report)
+        if reader.errors:
+            raise ProblemsError(reader.errors)
+        end_import(db)
     return report
 
 
-def _import_row(db, row: dict, shown: str, line: int, now: datetime,
-                report: ImportReport) -> None:
-    email = (row.pop("email", "") or "").strip()
-    name = restored((row.pop("name", "") or "").strip())
-    row.pop(None, None)  # cells beyond the header
-    row.pop("status", None)  # an export's own column: who left stays as the database says
+def _read_as(columns: Columns, encoding: Encoding, delimiter: str) -> str:
+    said = [columns.format.label] if columns.format.label else []
+    if not encoding.is_utf8:
+        said.append(encoding.label)
+    if delimiter != ",":
+        said.append({";": "semicolon-separated", "\t": "tab-separated"}.get(
+            delimiter, f"separated by '{delimiter}'"))
+    return ", ".join(said)
+
+
+def _import_row(db: sqlite3.Connection, columns: Columns, cells: list[str], path: str,
+                line: int, now: datetime, report: ImportReport) -> None:
+    reader = columns.read(cells)
+    email, name = reader.email, restored(reader.name)
     problem = email_problem(email) or name_problem(name)
     if problem:
-        report.skipped.append(Problem(shown, line, f"{problem}; row skipped", "warning"))
+        reason = ("no address" if not email else "invalid address" if email_problem(email)
+                  else "invalid name")
+        report.skipped[reason] += 1
+        report.warn(path, line, f"{problem}; row skipped")
         return
-    fields = {k: restored(v.strip()) for k, v in row.items() if k and v and v.strip()}
-    outcome = upsert(db, email, name, fields, now)
-    setattr(report, outcome, getattr(report, outcome) + 1)
+    state = reader.state
+    if state and state.kind == SKIPPED:
+        report.skipped[state.reason] += 1
+        report.warn(path, line, f"{state.detail}; row skipped")
+        return
+    fields = {key: restored(value) for key, value in reader.fields.items()}
+    outcome = upsert(db, email, name, fields, now, left=bool(state and state.kind == LEFT))
+    if state and state.kind == SUPPRESSED and suppress(db, email, state.suppression,
+                                                       "import", now):
+        outcome = "left"
+    why = state.reason if state else ""
+    earlier = imported_row(db, email)
+    if earlier is None:
+        note_imported_row(db, email, line, outcome)
+        report.count(outcome, why)
+        return
+    first_line, first_outcome = earlier
+    report.skipped["duplicate row merged"] += 1
+    report.warn(path, line, f"{shown(email)} already appears on line {first_line}; the later "
+                "row wins")
+    merged = _merged(first_outcome, outcome)
+    if merged != first_outcome:
+        report.count(first_outcome, change=-1)
+        report.count(merged, why)
+        note_imported_row(db, email, first_line, merged)
+
+
+def _merged(first: str, later: str) -> str:
+    """The outcome of an address given twice: what the first row did, unless the later
+    one made the reader leave, or changed a reader the first left unchanged."""
+    if later == "left" or (first == "unchanged" and later == "updated"):
+        return later
+    return first
 
 
 # A cell a spreadsheet would run as a formula (CSV injection): written with a leading

@@ -46,17 +46,21 @@ class Subscriber:
 
 
 def upsert(db: sqlite3.Connection, email: str, name: str, fields: dict[str, str],
-           now: datetime) -> str:
-    """Add or update one subscriber; says added, updated, unchanged or kept_unsubscribed."""
+           now: datetime, left: bool = False) -> str:
+    """Add or update one subscriber; says added, updated, unchanged or kept_unsubscribed,
+    or left: ``left`` (the reader unsubscribed elsewhere, an export says) records them
+    unsubscribed, new or not. Nobody who unsubscribed is made active again."""
     stamp = now.isoformat()
     row = db.execute("SELECT * FROM subscribers WHERE email_key = ?",
                      (email.lower(),)).fetchone()
     if row is None:
-        db.execute("INSERT INTO subscribers (email, email_key, name, fields, created_at, "
-                   "updated_at, ref) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        db.execute("INSERT INTO subscribers (email, email_key, name, fields, status, "
+                   "created_at, updated_at, unsubscribed_at, unsubscribe_source, ref) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    (email, email.lower(), name, json.dumps(fields, ensure_ascii=False),
-                    stamp, stamp, new_ref()))
-        return "added"
+                    "unsubscribed" if left else "active", stamp, stamp,
+                    stamp if left else None, "import" if left else None, new_ref()))
+        return "left" if left else "added"
     merged = {**json.loads(row["fields"]), **fields}
     new_name = name or row["name"]
     if (new_name, merged, email) != (row["name"], json.loads(row["fields"]), row["email"]):
@@ -66,7 +70,39 @@ def upsert(db: sqlite3.Connection, email: str, name: str, fields: dict[str, str]
         outcome = "updated"
     else:
         outcome = "unchanged"
-    return "kept_unsubscribed" if row["status"] == "unsubscribed" else outcome
+    if row["status"] == "unsubscribed":
+        return "kept_unsubscribed"
+    if left:
+        db.execute("UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ?, "
+                   "unsubscribe_source = 'import', updated_at = ? WHERE id = ?",
+                   (stamp, stamp, row["id"]))
+        return "left"
+    return outcome
+
+
+# The rows of the file being imported, by address: a later row of the same address is a
+# duplicate. A table of the connection's own (TEMP), so that a file of millions of rows
+# does not hold them in memory. The caller holds the transaction.
+def begin_import(db: sqlite3.Connection) -> None:
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS imported_rows (email_key TEXT PRIMARY KEY, "
+               "line INTEGER NOT NULL, outcome TEXT NOT NULL)")
+    db.execute("DELETE FROM temp.imported_rows")
+
+
+def imported_row(db: sqlite3.Connection, email: str) -> tuple[int, str] | None:
+    """The line and outcome of the file's earlier row of this address, if any."""
+    row = db.execute("SELECT line, outcome FROM temp.imported_rows WHERE email_key = ?",
+                     (email.lower(),)).fetchone()
+    return (row["line"], row["outcome"]) if row else None
+
+
+def note_imported_row(db: sqlite3.Connection, email: str, line: int, outcome: str) -> None:
+    db.execute("INSERT OR REPLACE INTO temp.imported_rows (email_key, line, outcome) "
+               "VALUES (?, ?, ?)", (email.lower(), line, outcome))
+
+
+def end_import(db: sqlite3.Connection) -> None:
+    db.execute("DROP TABLE IF EXISTS temp.imported_rows")
 
 
 def add(db: sqlite3.Connection, email: str, name: str, now: datetime) -> str:

@@ -99,6 +99,15 @@ class SendGrid:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Delivery:
+    # requests (SendGrid) or connections (SMTP) in flight; 0: the provider's own default
+    concurrency: int = key("int", 0, low=0, high=32)
+    max_per_second: int = key("int", 0, low=0)  # messages; 0: no limit
+    max_per_day: int = key("int", 0, low=0)  # in any 24 hours, across runs; 0: no limit
+    fallback: str = key("choice", "", choices=("", *PROVIDERS))  # when the first is down
+
+
+@dataclass(frozen=True, kw_only=True)
 class Labels:
     """The fixed words of the templates, in the publication's language."""
 
@@ -193,6 +202,7 @@ class Config:
     outbox: Outbox = table(Outbox)
     smtp: SMTP = table(SMTP)
     sendgrid: SendGrid = table(SendGrid)
+    delivery: Delivery = table(Delivery)
     labels: Labels = table(Labels)
     jekyll: Jekyll = table(Jekyll)
     sections: dict[str, SectionKind] = field(default_factory=dict)
@@ -498,8 +508,10 @@ def _check_text(value: str, meta: Mapping[str, Any]) -> str | None:
         return ("contains a line break or another control character, which would break "
                 "the email's headers; write it on one line")
     if kind == "choice" and value not in meta["choices"]:
-        return (f"'{value}' is not one of: {', '.join(meta['choices'])}"
-                f"{did_you_mean(value, meta['choices'])}")
+        named = [choice for choice in meta["choices"] if choice]
+        empty = " (or empty for none)" if "" in meta["choices"] else ""
+        return (f"'{value}' is not one of: {', '.join(named)}{empty}"
+                f"{did_you_mean(value, named)}")
     if kind == "zone" and value:
         try:
             ZoneInfo(value)

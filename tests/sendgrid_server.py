@@ -132,6 +132,9 @@ class SendGridServer:
         self.suppressions: dict[str, list[dict]] = {kind: [] for kind in SUPPRESSION_KINDS}
         self.suppression_requests: list[str] = []
         self.delay = 0.0  # seconds to hold each accepted request
+        self.latency = 0.0  # seconds every request waits before its answer (a network)
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests it held at once
         self.refuse: set[str] = set()  # addresses (lower case) refused with a 400
         self.refuse_without_field = False  # …with a 400 that names no field
         server = self
@@ -162,6 +165,18 @@ class SendGridServer:
                 return True
 
             def do_POST(self):
+                with server.lock:
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    if server.latency:
+                        time.sleep(server.latency)
+                    return self.post()
+                finally:
+                    with server.lock:
+                        server.in_flight -= 1
+
+            def post(self):
                 length = int(self.headers.get("Content-Length", 0))
                 if urlparse(self.path).path != "/v3/mail/send":
                     self.rfile.read(length)

@@ -266,7 +266,7 @@ def test_sendgrid_receives_each_subscriber_once_with_substitutions(run, audience
 def test_sendgrid_batches_of_at_most_the_batch_size(run, audience, sendgrid):
     run.env["NEWSLETTER_SENDGRID_BATCH_SIZE"] = "5"
     assert run("send", ISSUE, "--yes").exit_code == 0
-    assert [len(b["personalizations"]) for b in sendgrid.bodies] == [5, 5, 2]
+    assert sorted(len(b["personalizations"]) for b in sendgrid.bodies) == [2, 5, 5]  # in flight
     assert sum(sendgrid.received.values()) == 12
 
 

@@ -83,7 +83,8 @@ def test_a_database_locked_too_long_leaves_the_delivered_unknown_never_pending(p
         return "slow"
 
     server.faults = lock_before_answering
-    env = {"NEWSLETTER_DATABASE_WAIT": "2s"}
+    # one request at a time, so that which batch meets the lock is known
+    env = {"NEWSLETTER_DATABASE_WAIT": "2s", "NEWSLETTER_DELIVERY_CONCURRENCY": "1"}
     process = start(project, server, "send", ISSUE, "--yes", extra_env=env)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 3, err  # partial, and says why

@@ -140,6 +140,7 @@ def test_twenty_percent_faults_still_deliver_everyone_exactly_once(run, project,
 def test_a_provider_down_for_long_puts_the_batch_back(run, project, sendgrid):
     populate(project / ".newsletter" / "newsletter.db", 250)
     run.env["NEWSLETTER_SENDGRID_BATCH_SIZE"] = "100"
+    run.env["NEWSLETTER_DELIVERY_CONCURRENCY"] = "1"  # the first request is the first batch
     sendgrid.faults = lambda n, body: "500" if n > 1 else None
     result = run("send", ISSUE, "--yes")
     assert result.exit_code == 3

@@ -235,6 +235,11 @@ class Ledger:
         cursor, so this run does not take them again; a later run sends them."""
         self.record(send_id, [(r, "pending", "", error) for r in recipients], "", now)
 
+    def rewind(self, send_id: int) -> None:
+        """The next claim starts again at the first pending reader: a fallback provider
+        takes what the first one gave back."""
+        self.cursor.pop(send_id, None)
+
     def resend_unknown(self, send_id: int, now: datetime) -> int:
         return self.requeue(send_id, ("unknown",), now)
 
@@ -284,6 +289,26 @@ class Ledger:
             "ORDER BY d.subscriber_id", (send_id,))
         row = next((row for row in rows if not invalid_reason(row["email"])), None)
         return _recipient(row) if row else None
+
+    # What a provider counts against a daily quota: accepted, in flight, or maybe
+    _USED = "status IN ('sent', 'inflight', 'unknown') AND updated_at >= ?"
+
+    def used_since(self, since: datetime) -> int:
+        """Messages of every send handed to a provider since then (the daily limit)."""
+        return self.db.execute(f"SELECT count(*) FROM deliveries WHERE {self._USED}",
+                               (since.isoformat(),)).fetchone()[0]
+
+    def oldest_since(self, since: datetime) -> datetime | None:
+        """The first of those: when it is a day old, the daily limit frees up."""
+        first = self.db.execute(f"SELECT min(updated_at) FROM deliveries WHERE {self._USED}",
+                                (since.isoformat(),)).fetchone()[0]
+        return datetime.fromisoformat(first) if first else None
+
+    def providers(self, send_id: int) -> dict[str, int]:
+        """Readers sent by each provider (a send that failed over has two)."""
+        return dict(self.db.execute(
+            "SELECT provider, count(*) FROM deliveries WHERE send_id = ? AND status = 'sent' "
+            "GROUP BY provider ORDER BY count(*) DESC", (send_id,)).fetchall())
 
     def rows(self, send_id: int, status: str) -> list[sqlite3.Row]:
         return self.db.execute("SELECT * FROM deliveries WHERE send_id = ? AND status = ? "

@@ -91,6 +91,7 @@ class IssueState:
     ledger_keys: tuple[str, ...] = ()
     refused: list[tuple[str, str, str]] = field(default_factory=list)  # failed and invalid:
     # (address, status, why), when asked for
+    by_provider: dict[str, int] = field(default_factory=dict)  # sent, by provider
 
     def summary(self) -> list[str]:
         """The line `status` prints, and the addresses whose delivery is unknown, failed
@@ -103,6 +104,9 @@ class IssueState:
                      f"{c['failed']}, invalid {c['invalid']}, unknown {c['unknown']}, "
                      f"pending {c['pending']}  started {self.started_at}"
                      + (f" finished {self.finished_at}" if self.finished_at else ""))
+        if len(self.by_provider) > 1:  # a send that failed over
+            line += "  sent through " + ", ".join(f"{name} {count}" for name, count
+                                                  in self.by_provider.items())
         if self.id not in ("", self.slug):
             line += f"  id {self.id}"
         if self.problem:
@@ -124,6 +128,7 @@ class IssueState:
                 "total": self.total, **{k: self.counts.get(k, 0) for k in
                                          ("sent", "failed", "invalid", "unknown", "pending",
                                           "skipped")},
+                "sent_by_provider": self.by_provider,
                 "problem": self.problem or None}
 
 
@@ -167,6 +172,7 @@ def issue_state(folder: Path, config: Config, ledger: Ledger, now: datetime,
         counts = ledger.counts(record.id)
         state.provider, state.started_at = record.provider, record.started_at
         state.finished_at, state.counts, state.total = record.finished_at, counts, record.total
+        state.by_provider = ledger.providers(record.id)
         if record.state == "sending":
             state.state = "sending"
         else:

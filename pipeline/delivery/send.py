@@ -22,8 +22,10 @@ from ..issue import Issue, read_issue, record_id
 from ..render import render_issue, web_url
 from ..store import connect
 from .ledger import Ledger, LedgerBusy
+from .pace import DAY, DailyCap, Pace
 from .personalise import PreparedEmail, Recipient
 from .providers import DEFERRED, FAILED, RETRY, Outcome, Provider
+from .workers import STOPPED, Job, Senders
 
 MAX_ATTEMPTS = 6  # a batch is tried this often before the run gives up on it
 BASE_DELAY = 1.0  # seconds; doubled per attempt, with jitter
@@ -58,6 +60,7 @@ class SendReport:
     already_sent_on: str = ""  # the date a send that was complete before this run ended
     outcomes: Counter[str] = field(default_factory=Counter)  # this run's, by status
     problem: str = ""  # why the run stopped before the end (disk full, database locked)
+    capped: bool = False  # the daily limit (max_per_day) stopped it
 
     @property
     def ok(self) -> bool:
@@ -100,8 +103,13 @@ def _require_unsubscribe_url(config: Config) -> None:
 
 
 def send_issue(folder: Path, config: Config, provider: Provider, rt: Runtime,
-               resend_unknown: bool = False, prepared: tuple[Issue, PreparedEmail] | None = None
-               ) -> SendReport:
+               resend_unknown: bool = False, prepared: tuple[Issue, PreparedEmail] | None = None,
+               fallback: Callable[[], Provider] | None = None) -> SendReport:
+    """Send (or resume) an issue to its audience through provider; when the provider
+    gives up on a batch (unreachable, 5xx after every retry) and ``[delivery] fallback``
+    names another (or ``fallback`` makes one), the readers not yet sent go through that.
+    A reader whose request may have reached the first (unknown) is never sent by the
+    second: only pending readers are claimed."""
     _require_unsubscribe_url(config)
     issue, email = prepared or prepare(folder, config)
     ledger = Ledger(connect(config.database), config.database_wait.total_seconds(), rt.sleep,
@@ -131,7 +139,19 @@ def send_issue(folder: Path, config: Config, provider: Provider, rt: Runtime,
         count = ledger.resend_unknown(record.id, rt.clock())
         rt.log(f"{issue.id}: {count} unknown recipients queued to send again")
     try:
-        deliver_all(ledger, record.id, provider, email, report, rt)
+        through = provider
+        while not deliver_all(ledger, record.id, through, email, report, rt, config):
+            second = _fallback(config, through, fallback)
+            if second is None or rt.stop():
+                break
+            rt.log(f"{issue.id}: {through.name} gave up; the readers not yet sent go "
+                   f"through {second.name}")
+            report.provider = f"{report.provider}, then {second.name}"
+            ledger.rewind(record.id)
+            through, fallback = second, None
+        if report.capped:
+            report.problem = _capped(config, ledger, issue.id, rt)
+            rt.log(report.problem)
         report.done = ledger.finish_if_done(record.id, rt.clock())
     except (DeliveryStopped, LedgerBusy) as exc:
         # the outbox cannot be written, or the database stayed locked: the run stops with
@@ -150,94 +170,144 @@ def send_issue(folder: Path, config: Config, provider: Provider, rt: Runtime,
     return report
 
 
+def _fallback(config: Config, used: Provider, make: Callable[[], Provider] | None
+              ) -> Provider | None:
+    """The provider to fail over to, once: the injected one, or [delivery] fallback."""
+    if make is not None:
+        return make()
+    name = config.delivery.fallback
+    if not name or name == used.name or name in (config.provider, ""):
+        return None
+    from .providers import make_provider
+
+    return make_provider(name, config)
+
+
+def _capped(config: Config, ledger: Ledger, issue_id: str, rt: Runtime) -> str:
+    """What a run stopped by the daily limit says: when the next may continue."""
+    limit = config.delivery.max_per_day
+    first = ledger.oldest_since(rt.clock() - DAY)
+    when = (first + DAY).astimezone(config.zone).strftime("%Y-%m-%d %H:%M") if first else "now"
+    return (f"{issue_id}: stopped at the daily limit (max_per_day = {limit} in any 24 hours); "
+            f"the rest stays pending: `send --due` from {when} continues it")
+
+
 def deliver_all(ledger: Ledger, send_id: int, provider: Provider, email: PreparedEmail,
-                report: SendReport, rt: Runtime) -> None:
-    """Claim and deliver batch after batch until none is left, a stop is asked for, or a
-    batch cannot be delivered now."""
+                report: SendReport, rt: Runtime, config: Config | None = None) -> bool:
+    """Claim and deliver batch after batch until none is left, a stop is asked for, the
+    daily limit is reached or a batch cannot be delivered now (False: the provider gave
+    up on one, so a fallback may take the rest).
+
+    Up to ``[delivery] concurrency`` batches are in flight, each claimed and committed
+    before its request; this loop alone touches the database."""
+    settings = config.delivery if config else None
+    workers = (settings.concurrency if settings else 0) or provider.concurrency
+    pace = Pace(settings.max_per_second if settings else 0, rt.sleep)
+    cap = DailyCap(settings.max_per_day if settings else 0, ledger.used_since, rt.clock)
     progress = rt.progress(email.slug, ledger.counts(send_id)["pending"])
+    busy, claiming, gave_up = 0, True, False
+    failure: DeliveryError | None = None
     try:
-        with provider:
-            while not rt.stop():
-                batch = ledger.claim(send_id, provider.batch_size, rt.clock())
-                for status, address, why in ledger.set_aside:
-                    report.outcomes[status] += 1
-                    report.handled_now += 1
-                    if status == "invalid":
-                        rt.log(f"{email.slug}: not sent to '{shown(address)}': {why}")
-                ledger.set_aside.clear()
-                if not batch:
+        with Senders(provider, workers, email, pace, rt.clock, rt.sleep, rt.stop) as senders:
+            while True:
+                while claiming and busy < senders.n and failure is None and not rt.stop():
+                    size = min(provider.batch_size, cap.allowance())
+                    batch = ledger.claim(send_id, size, rt.clock()) if size else []
+                    _set_aside(ledger, email, report, rt)
+                    if not batch:
+                        claiming = False
+                        report.capped = cap.reached
+                        break
+                    cap.take(len(batch))
+                    senders.submit(Job(batch))
+                    busy += 1
+                if not busy:
                     break
-                delivered = deliver_batch(ledger, send_id, provider, email, batch, rt)
-                report.handled_now += delivered.handled
-                report.outcomes.update(delivered.outcomes)
+                job, result = senders.result()
+                busy -= 1
+                if isinstance(result, DeliveryError):
+                    _record_failure(ledger, send_id, provider, job.batch, result, rt)
+                    failure = failure or result
+                    continue
+                if isinstance(result, BaseException):
+                    raise result
+                if result == STOPPED:
+                    ledger.release(send_id, job.batch, "not sent: the run stopped while "
+                                   f"waiting to retry ({job.error})", rt.clock())
+                    continue
+                retry = _record_outcomes(ledger, send_id, provider, email, job, result,
+                                         report, rt)
                 progress(report.handled_now, report.outcomes)
-                if not delivered.finished:
-                    break
+                if not retry:
+                    continue
+                error, wait = retry[0][1].error, retry[0][1].retry_after
+                if job.attempt < MAX_ATTEMPTS and not rt.stop():
+                    delay = backoff(job.attempt, wait, rt.random)
+                    if wait is not None:  # the provider's limit: every request waits
+                        pace.pause(delay)
+                    rt.log(f"{email.slug}: {len(retry)} not delivered ({error}); attempt "
+                           f"{job.attempt + 1} of {MAX_ATTEMPTS} in {delay:.1f}s")
+                    senders.submit(Job([r for r, _ in retry], job.attempt + 1,
+                                       0.0 if wait is not None else delay, error))
+                    busy += 1
+                    continue
+                recipients = [r for r, _ in retry]
+                if rt.stop():
+                    ledger.release(send_id, recipients, "not sent: the run stopped while "
+                                   f"waiting to retry ({error})", rt.clock())
+                    continue
+                ledger.release(send_id, recipients,
+                               f"gave up after {MAX_ATTEMPTS} attempts: {error}", rt.clock())
+                rt.log(f"{email.slug}: gave up on a batch after {MAX_ATTEMPTS} attempts "
+                       f"({error}) through {provider.name}; the next run resumes it")
+                claiming, gave_up = False, True
+        if failure is not None:
+            raise failure
     finally:
         getattr(progress, "finish", lambda: None)()
+    return not gave_up
 
 
-@dataclass
-class Delivered:
-    handled: int = 0
-    finished: bool = True  # False: the batch was put back, and the run should stop
-    outcomes: Counter[str] = field(default_factory=Counter)  # final outcomes, by status
+def _set_aside(ledger: Ledger, email: PreparedEmail, report: SendReport, rt: Runtime) -> None:
+    """Readers a claim found unsendable (invalid address, left meanwhile): counted."""
+    for status, address, why in ledger.set_aside:
+        report.outcomes[status] += 1
+        report.handled_now += 1
+        if status == "invalid":
+            rt.log(f"{email.slug}: not sent to '{shown(address)}': {why}")
+    ledger.set_aside.clear()
 
 
-def deliver_batch(ledger: Ledger, send_id: int, provider: Provider, email: PreparedEmail,
-                  batch: list[Recipient], rt: Runtime) -> Delivered:
-    """Send one claimed batch, retrying soon what the provider could not take (RETRY),
-    leaving to a later run whom the server deferred (DEFERRED, a 4xx), and recording
-    every other outcome once: a reader refused (FAILED) fails alone."""
-    result = Delivered()
-    pending = batch
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        try:
-            outcomes = provider.send([email.message(r) for r in pending], rt.clock())
-        except DeliveryError as exc:
-            # what the provider handled before it is recorded; the rest was not sent
-            handled = [(r, o) for r, o in zip(pending, exc.done, strict=False) if o]
-            ids = {r.id for r, _ in handled}
-            unsent = [(r, "pending", "", f"not sent: {exc.message}")
-                      for r in pending if r.id not in ids]
-            ledger.record(send_id, [*_rows(handled), *unsent], provider.name, rt.clock())
-            raise
-        final, retry, deferred = [], [], []
-        for recipient, outcome in zip(pending, outcomes, strict=True):
-            if outcome.status == RETRY:
-                retry.append((recipient, outcome))
-            elif outcome.status == DEFERRED:
-                deferred.append((recipient, outcome))
-            else:
-                final.append((recipient, outcome))
-        ledger.record(send_id, [*_rows(final), *((r, "pending", "", f"deferred: {o.error}")
-                                                 for r, o in deferred)],
-                      provider.name, rt.clock())
-        result.handled += len(final)
-        result.outcomes.update(o.status for _, o in final)
-        _log_refusals(email.slug, provider.name, final, deferred, rt)
-        if not retry:
-            return result
-        error = retry[0][1].error
-        if attempt == MAX_ATTEMPTS:
-            break
-        delay = backoff(attempt, retry[0][1].retry_after, rt.random)
-        rt.log(f"{email.slug}: {len(retry)} not delivered ({error}); attempt {attempt + 1} "
-               f"of {MAX_ATTEMPTS} in {delay:.1f}s")
-        rt.sleep(delay)  # a stop ends it at once
-        if rt.stop():
-            ledger.release(send_id, [r for r, _ in retry],
-                           f"not sent: the run stopped while waiting to retry ({error})",
-                           rt.clock())
-            result.finished = False
-            return result
-        pending = [recipient for recipient, _ in retry]
-    ledger.release(send_id, [r for r, _ in retry],
-                   f"gave up after {MAX_ATTEMPTS} attempts: {error}", rt.clock())
-    rt.log(f"{email.slug}: gave up on a batch after {MAX_ATTEMPTS} attempts ({error}); "
-           "the next run resumes it")
-    result.finished = False
-    return result
+def _record_failure(ledger: Ledger, send_id: int, provider: Provider,
+                    batch: list[Recipient], exc: DeliveryError, rt: Runtime) -> None:
+    """A request the provider refused for good: what it handled before is recorded; the
+    rest was not sent and goes back to pending."""
+    handled = [(r, o) for r, o in zip(batch, exc.done, strict=False) if o]
+    ids = {r.id for r, _ in handled}
+    unsent = [(r, "pending", "", f"not sent: {exc.message}") for r in batch if r.id not in ids]
+    ledger.record(send_id, [*_rows(handled), *unsent], provider.name, rt.clock())
+
+
+def _record_outcomes(ledger: Ledger, send_id: int, provider: Provider, email: PreparedEmail,
+                     job: Job, outcomes: list[Outcome], report: SendReport, rt: Runtime
+                     ) -> list[tuple[Recipient, Outcome]]:
+    """Record a batch's final outcomes and whom the server deferred (a 4xx: pending, for
+    a later run); the readers to retry soon (RETRY)."""
+    final, retry, deferred = [], [], []
+    for recipient, outcome in zip(job.batch, outcomes, strict=True):
+        if outcome.status == RETRY:
+            retry.append((recipient, outcome))
+        elif outcome.status == DEFERRED:
+            deferred.append((recipient, outcome))
+        else:
+            final.append((recipient, outcome))
+    ledger.record(send_id, [*_rows(final), *((r, "pending", "", f"deferred: {o.error}")
+                                             for r, o in deferred)],
+                  provider.name, rt.clock())
+    report.handled_now += len(final)
+    report.outcomes.update(o.status for _, o in final)
+    _log_refusals(email.slug, provider.name, final, deferred, rt)
+    return retry
 
 
 def local_date(stamp: str, config: Config) -> str:

@@ -34,9 +34,15 @@ class Outcome:
 class Provider:
     name = "provider"
     batch_size = 100
+    concurrency = 1  # requests in flight unless [delivery] concurrency says otherwise
 
     def __init__(self, config: Config):
         self.config = config
+
+    def worker(self) -> Provider:
+        """Another provider like this one, for a thread of its own (its own connection
+        or HTTP client): requests in flight never share one."""
+        return type(self)(self.config)
 
     def open(self) -> None:
         pass

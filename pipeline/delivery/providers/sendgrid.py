@@ -40,6 +40,7 @@ def sendgrid_client(config):
 
 class SendGridProvider(Provider):
     name = "sendgrid"
+    concurrency = 4  # requests in flight: each waits a round trip
 
     def __init__(self, config):
         super().__init__(config)

@@ -19,6 +19,7 @@ from . import DEFERRED, FAILED, RETRY, SENT, UNKNOWN, Outcome, Provider
 
 class SMTPProvider(Provider):
     name = "smtp"
+    concurrency = 2  # connections: servers limit how many a client opens
 
     def __init__(self, config):
         super().__init__(config)

@@ -1,0 +1,108 @@
+"""Requests in flight: several batches sent at once, each by a provider of its own
+(its own SMTP connection, its own HTTP client), while the caller claims and records.
+
+The caller (the send loop) keeps the database to itself: it claims a batch, commits it
+in flight, hands it here, and records what comes back. A worker only personalises and
+sends. With one worker nothing runs on a thread: the batch is sent in the caller.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .pace import Pace
+from .personalise import PreparedEmail, Recipient
+from .providers import Outcome, Provider
+
+STOPPED = "stopped"  # a job that waited for a retry and found the run stopping
+
+
+@dataclass
+class Job:
+    batch: list[Recipient]
+    attempt: int = 1
+    delay: float = 0.0  # seconds to wait first (a retry's backoff)
+    error: str = ""  # why it is tried again
+
+
+Result = list[Outcome] | BaseException | str  # outcomes, what the provider raised, STOPPED
+
+
+class Senders:
+    """``n`` providers sending jobs; ``submit(job)`` then ``result() -> (job, result)``
+    in the order they finish."""
+
+    def __init__(self, provider: Provider, n: int, email: PreparedEmail, pace: Pace,
+                 clock, sleep: Callable[[float], None], stop: Callable[[], bool]):
+        self.provider, self.n = provider, max(1, n)
+        self.email, self.pace, self.clock = email, pace, clock
+        self.sleep, self.stop = sleep, stop
+        self.jobs: queue.Queue[Job | None] = queue.Queue()
+        self.results: queue.Queue[tuple[Job, Result]] = queue.Queue()
+        self.done: deque[tuple[Job, Result]] = deque()  # one worker: finished in the caller
+        self.threads: list[threading.Thread] = []
+
+    def __enter__(self) -> Senders:
+        if self.n == 1:
+            self.provider.open()
+            return self
+        for index in range(self.n):
+            provider = self.provider if index == 0 else self.provider.worker()
+            thread = threading.Thread(target=self._work, args=(provider,), daemon=True,
+                                      name=f"send-{index}")
+            thread.start()
+            self.threads.append(thread)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.n == 1:
+            self.provider.close()
+            return
+        while True:  # jobs not begun are not sent: their readers stay claimed
+            try:
+                self.jobs.get_nowait()
+            except queue.Empty:
+                break
+        for _ in self.threads:
+            self.jobs.put(None)
+        for thread in self.threads:
+            thread.join()
+
+    def submit(self, job: Job) -> None:
+        if self.n == 1:
+            self.done.append((job, self._run(self.provider, job)))
+        else:
+            self.jobs.put(job)
+
+    def result(self) -> tuple[Job, Result]:
+        return self.done.popleft() if self.n == 1 else self.results.get()
+
+    def _work(self, provider: Provider) -> None:
+        try:
+            provider.open()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, raised there
+            failure: BaseException | None = exc
+        else:
+            failure = None
+        try:
+            while (job := self.jobs.get()) is not None:
+                self.results.put((job, failure or self._run(provider, job)))
+        finally:
+            if failure is None:
+                provider.close()
+
+    def _run(self, provider: Provider, job: Job) -> Result:
+        try:
+            if job.delay:
+                self.sleep(job.delay)  # a stop ends the wait at once
+                if self.stop():
+                    return STOPPED
+            self.pace.wait(len(job.batch))
+            messages = [self.email.message(recipient) for recipient in job.batch]
+            return provider.send(messages, self.clock())
+        except BaseException as exc:  # noqa: BLE001 - the caller records, then raises it
+            return exc

@@ -1,0 +1,123 @@
+"""Issue 15 (part): requests in flight, rates that hold, a daily limit across runs, and
+failover to a second provider; counted on the servers' side."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+
+import pytest
+
+from pipeline.delivery.pace import Pace
+from tests.conftest import NOW
+from tests.test_schedule import populate
+
+ISSUE = "2023-12-07-ai-productivity-09"
+
+
+def ledger(project) -> dict[str, int]:
+    db = sqlite3.connect(project / ".newsletter" / "newsletter.db")
+    try:
+        return dict(db.execute("SELECT status, count(*) FROM deliveries GROUP BY status"))
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("concurrency, expected", [("0", 4), ("1", 1), ("3", 3)])
+def test_requests_are_in_flight_at_once(run, project, sendgrid, concurrency, expected):
+    """SendGrid's default is 4 requests in flight; [delivery] concurrency sets it."""
+    populate(project / ".newsletter" / "newsletter.db", 4000)
+    run.env.update({"NEWSLETTER_SENDGRID_BATCH_SIZE": "500",
+                    "NEWSLETTER_DELIVERY_CONCURRENCY": concurrency})
+    sendgrid.latency = 0.15
+    result = run("send", ISSUE, "--yes")
+    assert result.exit_code == 0, result.output
+    assert sendgrid.max_in_flight == expected
+    assert sendgrid.requests == 8 and len(sendgrid.received) == 4000
+    assert set(sendgrid.received.values()) == {1}
+    assert ledger(project) == {"sent": 4000}
+
+
+def test_smtp_connections_in_flight_deliver_each_reader_once(run, project, smtp):
+    populate(project / ".newsletter" / "newsletter.db", 300)
+    run.env.update({"NEWSLETTER_SMTP_BATCH_SIZE": "20", "NEWSLETTER_DELIVERY_CONCURRENCY": "3"})
+    result = run("send", ISSUE, "--yes")
+    assert result.exit_code == 0, result.output
+    delivered = [address for _, rcpt, _ in smtp.messages for address in rcpt]
+    assert len(delivered) == 300 and len(set(delivered)) == 300
+    assert ledger(project) == {"sent": 300}
+
+
+def test_max_per_second_spaces_the_requests(run, project, sendgrid):
+    """12 readers in batches of 5 at 5 a second: the second request waits a second, the
+    third two (the waits are the run's injected sleep; the clock does not move)."""
+    populate(project / ".newsletter" / "newsletter.db", 12)
+    run.env.update({"NEWSLETTER_SENDGRID_BATCH_SIZE": "5", "NEWSLETTER_DELIVERY_CONCURRENCY": "1",
+                    "NEWSLETTER_DELIVERY_MAX_PER_SECOND": "5"})
+    assert run("send", ISSUE, "--yes").exit_code == 0
+    assert [round(wait, 1) for wait in run.sleep.waits] == [1.0, 2.0]
+    assert len(sendgrid.received) == 12
+
+
+def test_a_pause_a_provider_asks_for_holds_every_request():
+    now = [100.0]
+    waits: list[float] = []
+    pace = Pace(0, waits.append, lambda: now[0])
+    assert pace.wait(1000) == 0
+    pace.pause(2.5)  # a 429 with X-RateLimit-Reset in 2.5 s
+    assert pace.wait(1000) == 2.5 and pace.wait(10) == 2.5  # both in flight wait
+    now[0] += 3
+    assert pace.wait(1000) == 0 and waits == [2.5, 2.5]
+
+
+def test_the_daily_limit_stops_a_send_and_the_next_day_continues_it(run, project, sendgrid):
+    populate(project / ".newsletter" / "newsletter.db", 12)
+    run.env.update({"NEWSLETTER_SENDGRID_BATCH_SIZE": "4",
+                    "NEWSLETTER_DELIVERY_MAX_PER_DAY": "5"})
+    first = run("send", ISSUE, "--yes")
+    assert first.exit_code == 3  # partial
+    assert first.stdout.startswith(f"{ISSUE}: stopped through sendgrid: sent 5, failed 0, "
+                                   "invalid 0, unknown 0, skipped 0, pending 7 of 12")
+    assert (f"{ISSUE}: stopped at the daily limit (max_per_day = 5 in any 24 hours); the "
+            "rest stays pending: `send --due` from 2023-12-07 16:00 continues it") in first.stderr
+    assert sum(sendgrid.received.values()) == 5
+    again = run("send", ISSUE, "--yes")  # the same day: nothing more goes
+    assert again.exit_code == 3 and sum(sendgrid.received.values()) == 5
+    with run.at(NOW + timedelta(hours=24, minutes=1)):
+        assert run("send", "--due").exit_code == 3  # resumes: 5 more, then the limit
+    assert sum(sendgrid.received.values()) == 10
+    with run.at(NOW + timedelta(hours=48, minutes=2)):
+        assert run("send", "--due").exit_code == 0
+    assert len(sendgrid.received) == 12 and set(sendgrid.received.values()) == {1}
+    assert ledger(project) == {"sent": 12}
+
+
+def test_a_primary_that_refuses_connections_fails_over_with_nobody_sent_twice(run, project,
+                                                                              smtp):
+    populate(project / ".newsletter" / "newsletter.db", 250)
+    run.env.update({"NEWSLETTER_PROVIDER": "sendgrid", "SENDGRID_API_KEY": "SG.test",
+                    "NEWSLETTER_SENDGRID_API_HOST": "http://127.0.0.1:9",  # nobody listens
+                    "NEWSLETTER_DELIVERY_FALLBACK": "smtp"})
+    result = run("send", ISSUE, "--yes")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"{ISSUE}: done through sendgrid, then smtp: sent 250,")
+    assert f"{ISSUE}: sendgrid gave up; the readers not yet sent go through smtp" in result.stderr
+    delivered = [address for _, rcpt, _ in smtp.messages for address in rcpt]
+    assert len(delivered) == 250 and len(set(delivered)) == 250
+    assert ledger(project) == {"sent": 250}
+
+
+def test_a_primary_that_goes_down_mid_send_fails_over_and_status_shows_the_split(
+        run, project, smtp, sendgrid):
+    populate(project / ".newsletter" / "newsletter.db", 250)
+    run.env.update({"NEWSLETTER_SENDGRID_BATCH_SIZE": "100", "NEWSLETTER_DELIVERY_CONCURRENCY": "1",
+                    "NEWSLETTER_DELIVERY_FALLBACK": "smtp"})
+    sendgrid.faults = lambda n, body: "500" if n > 1 else None
+    result = run("send", ISSUE, "--yes")
+    assert result.exit_code == 0, result.output
+    by_sendgrid = set(sendgrid.received)
+    by_smtp = {address for _, rcpt, _ in smtp.messages for address in rcpt}
+    assert len(by_sendgrid) == 100 and len(by_smtp) == 150
+    assert not by_sendgrid & by_smtp  # nobody through both
+    status = run("status", ISSUE)
+    assert "sent through smtp 150, sendgrid 100" in status.stdout

@@ -266,3 +266,29 @@ def test_online_checks_every_external_link(run, project):
         f"t/01-news.md:11: warning: {dead} cannot be reached: [Errno 111] Connection refused",
     ]
     assert online.exit_code == 1
+
+
+def test_colours_below_aa_are_warned_with_the_pair_and_ratio(run, project):
+    """The muted grey the sample publication had (4.09:1 on its page background) and a
+    dark accent as dark as the light one: each pair at the line of its text colour."""
+    toml = project / "newsletter.toml"
+    text = toml.read_text().replace('muted = "#59636e"', 'muted = "#6e7781"')
+    text = text.replace('accent = "#2dd4bf"', 'accent = "#0f766e"')
+    toml.write_text(text)
+    lines = text.splitlines()
+    muted, accent = lines.index('muted = "#6e7781"') + 1, lines.index('accent = "#0f766e"', 30) + 1
+    result = check(run, project, {})
+    assert result.exit_code == 0
+    assert findings(result) == [
+        f"newsletter.toml:{muted}: warning: colors.muted: #6e7781 on colors.background "
+        "#f2f3f5 is 4.09:1; text needs 4.5:1 (WCAG AA): darken colors.muted or lighten "
+        "colors.background",
+        f"newsletter.toml:{muted}: warning: colors.muted: #6e7781 on colors.code #eef0f3 is "
+        "3.98:1; text needs 4.5:1 (WCAG AA): darken colors.muted or lighten colors.code",
+        f"newsletter.toml:{accent}: warning: colors.dark.accent: #0f766e on colors.dark.card "
+        "#1e1f22 is 3.01:1; text needs 4.5:1 (WCAG AA): lighten colors.dark.accent or darken "
+        "colors.dark.card",
+        f"newsletter.toml:{accent}: warning: colors.dark.accent: #0f766e on colors.dark.code "
+        "#2a2c30 is 2.55:1; text needs 4.5:1 (WCAG AA): lighten colors.dark.accent or darken "
+        "colors.dark.code",
+    ]

@@ -18,6 +18,7 @@ from ..issue import Issue, read_issue
 from ..render import FIELDS, PLACEHOLDER, RenderedEmail, SizeVerdict, render_issue, size_verdict
 from ..render.columns import display_width
 from ..render.mail import GMAIL_CLIP
+from ..render.palette import low_contrast
 from .scaffold import SCAFFOLD_LINES
 
 SUBJECT_COLUMNS = 60
@@ -56,6 +57,7 @@ def lint(issue: Issue, rendered: RenderedEmail, config: Config) -> list[Problem]
     out += _content(issue, config)
     out += _scaffold_text(issue)
     out += _output(issue, rendered, config)
+    out += _colors(config)
     return out
 
 
@@ -189,6 +191,18 @@ def _output(issue: Issue, rendered: RenderedEmail, config: Config) -> Iterator[P
             yield Problem(template, None, f"placeholder %%{name}%% is not a standard field "
                           f"({', '.join(FIELDS)}); subscribers need a CSV column '{name}'",
                           "warning")
+
+
+def _colors(config: Config) -> Iterator[Problem]:
+    """A publication's own colours that readers cannot read: each pair of [colors] or
+    [colors.dark] below WCAG AA where the templates put one on the other, at the line of
+    the text colour (else the background's, else the table's)."""
+    for pair in low_contrast(config.colors):
+        table = tuple(pair.table.split("."))
+        lines = config.key_lines
+        line = lines.get((*table, pair.text)) or lines.get((*table, pair.background)) \
+            or lines.get(table)
+        yield Problem(config.path.name, line, str(pair), "warning")
 
 
 # --- --online ------------------------------------------------------------------------

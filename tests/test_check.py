@@ -68,6 +68,19 @@ SINGLE_FINDINGS = {
         {"01-news.md": section("详情[点击这里](https://example.com)")}, 0,
         "t/01-news.md:7: warning: link text '点击这里' says nothing out of context; name where "
         "it leads"),
+    "heading skips a level": (
+        {"01-news.md": section("正文。\n\n#### 小节")}, 0,
+        "t/01-news.md:9: warning: a level-4 heading right under a level-2 one skips a level "
+        "in the email's outline; write '### '"),
+    "a second h1": (
+        {"01-news.md": section("正文。\n\n# 大标题")}, 0,
+        "t/01-news.md:9: warning: a '# ' heading would be a second h1 in the email, where the "
+        "issue's title is the one; use '### ' for a heading inside an item"),
+    "heading in an introduction": (
+        {"01-news.md": "---\nkind: news\n---\n\n### 导语\n\n## 条目\n\n正文。\n"}, 0,
+        "t/01-news.md:5: warning: a heading before the section's first item ('## '), above "
+        "every item title in the email's outline; make it an item or write the line in "
+        "**bold**"),
     "half-width punctuation in Chinese": (
         {"01-news.md": section("你好,世界")}, 0,
         "t/01-news.md:7: warning: half-width ',' inside a Chinese sentence in '你好,世界'; use "

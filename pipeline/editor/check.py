@@ -55,6 +55,7 @@ def lint(issue: Issue, rendered: RenderedEmail, config: Config) -> list[Problem]
     out: list[Problem] = []
     out += _metadata(issue, config)
     out += _content(issue, config)
+    out += _headings(issue)
     out += _scaffold_text(issue)
     out += _output(issue, rendered, config)
     out += _colors(config)
@@ -144,6 +145,32 @@ def _content(issue: Issue, config: Config) -> Iterator[Problem]:
         yield Problem(config.path.name, None, "asset_url is not set, so the email's images "
                       "point at local files; set asset_url to where the images are hosted",
                       "warning")
+
+
+def _headings(issue: Issue) -> Iterator[Problem]:
+    """The email's headings are an outline that screen readers list: the issue's title
+    is the one h1, item titles are h2, their own headings h3 and deeper, none skipping
+    a level."""
+    for section in issue.sections:
+        for body, above in [(section.intro, 0)] + [(item.body, 2) for item in section.items]:
+            for block in body:
+                if block.type != "heading_open":
+                    continue
+                level, line = int(block.tag[1]), block.map[0] + 1 if block.map else None
+                if not above:
+                    yield Problem(section.path, line, "a heading before the section's first "
+                                  "item ('## '), above every item title in the email's "
+                                  "outline; make it an item or write the line in **bold**",
+                                  "warning")
+                elif level == 1:
+                    yield Problem(section.path, line, "a '# ' heading would be a second h1 "
+                                  "in the email, where the issue's title is the one; use "
+                                  "'### ' for a heading inside an item", "warning")
+                elif level > above + 1:
+                    yield Problem(section.path, line, f"a level-{level} heading right under "
+                                  f"a level-{above} one skips a level in the email's outline; "
+                                  f"write '{'#' * (above + 1)} '", "warning")
+                above = max(level, 2) if above else 0
 
 
 def _copy_editing(text: str, config: Config, path: str,

@@ -19,7 +19,7 @@ from PIL import Image
 from pipeline.config import load_config
 from pipeline.issue import read_issue
 from pipeline.render import render_issue
-from tests.conftest import MINIMAL_SECTION, write_issue
+from tests.conftest import FIXTURES, MINIMAL_SECTION, write_issue
 from tests.golden import PUBLICATION, render_sample, samples
 
 AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
@@ -96,9 +96,13 @@ CONTRAST = """
 """
 
 
+# the samples, and the issue that uses every Markdown feature (quotes, code, lists, links)
+EMAILS = [*samples(), FIXTURES / "kitchen-sink"]
+
+
 @pytest.fixture(scope="module")
 def emails() -> dict[str, str]:
-    return {folder.name: render_sample(folder).html for folder in samples()}
+    return {folder.name: render_sample(folder).html for folder in EMAILS}
 
 
 def open_email(browser, html: str, scheme: str):
@@ -123,7 +127,7 @@ def unreadable(page) -> list[str]:
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
-@pytest.mark.parametrize("sample", [p.name for p in samples()])
+@pytest.mark.parametrize("sample", [p.name for p in EMAILS])
 def test_every_text_node_is_readable(browser, emails, sample, scheme):
     """...and in both dark schemes the email is dark: every text but the tips label's on
     a dark background, so the forced-dark styles are measured, not the light ones."""
@@ -175,7 +179,7 @@ def axe_findings(page, axe: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
-@pytest.mark.parametrize("sample", [p.name for p in samples()])
+@pytest.mark.parametrize("sample", [p.name for p in EMAILS])
 def test_axe_finds_nothing_serious(browser, emails, axe, sample, scheme):
     page = open_email(browser, emails[sample], scheme)
     findings = axe_findings(page, axe)

@@ -64,12 +64,33 @@ class Sender:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DarkColors:
+    """[colors.dark]: what readers in dark mode see instead (prefers-color-scheme: dark,
+    and the forced dark of Outlook.com and the Outlook apps)."""
+
+    accent: str = key("color", "#8ab4f8")
+    text: str = key("color", "#e6e8eb")
+    muted: str = key("color", "#9aa4af")
+    background: str = key("color", "#121212")
+    card: str = key("color", "#1e1f22")
+    code: str = key("color", "#2a2c30")
+    divider: str = key("color", "#3a3d42")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Colors:
-    accent: str = key("color", "#1a73e8")
+    """[colors]: the email's colours. The defaults keep every text at WCAG AA contrast
+    (4.5:1) wherever the templates put it, in both schemes; `check` warns when a
+    publication's own do not."""
+
+    accent: str = key("color", "#1967d2")  # links, section headings, the tips label
     text: str = key("color", "#1f2328")
-    muted: str = key("color", "#6e7781")
+    muted: str = key("color", "#59636e")  # dates, small print: on card and background
     background: str = key("color", "#f4f5f7")
     card: str = key("color", "#ffffff")
+    code: str = key("color", "#eef0f3")  # behind code
+    divider: str = key("color", "#e3e5e8")
+    dark: DarkColors = table(DarkColors)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,6 +228,9 @@ class Config:
     jekyll: Jekyll = table(Jekyll)
     sections: dict[str, SectionKind] = field(default_factory=dict)
     secrets: Secrets = field(default_factory=Secrets)
+    # (table, ..., key) -> its line in newsletter.toml, for messages about a key's value
+    key_lines: dict[tuple[str, ...], int] = field(default_factory=dict, repr=False,
+                                                  compare=False)
 
     @property
     def root(self) -> Path:
@@ -297,7 +321,7 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None,
                          f"{did_you_mean(kind, sections)}; known kinds: {', '.join(sections)}")
     problems.raise_if_any(ConfigError)
     return _build(Config, values, path=path.resolve(), sections=sections,
-                  secrets=Secrets.from_env(env))
+                  secrets=Secrets.from_env(env), key_lines=reader.lines)
 
 
 def read_env_file(path: Path, problems: Problems) -> dict[str, str]:
@@ -362,7 +386,7 @@ class _Reader:
             if "table" in meta:
                 sub = raw.get(name, {})
                 if not isinstance(sub, dict):
-                    self.add(dotted, f"must be a table [{name}]")
+                    self.add(dotted, f"must be a table [{'.'.join(dotted)}]")
                     sub = {}
                 out[name] = self.table(meta["table"], sub, dotted)
                 continue

@@ -68,6 +68,19 @@ SINGLE_FINDINGS = {
         {"01-news.md": section("详情[点击这里](https://example.com)")}, 0,
         "t/01-news.md:7: warning: link text '点击这里' says nothing out of context; name where "
         "it leads"),
+    "heading skips a level": (
+        {"01-news.md": section("正文。\n\n#### 小节")}, 0,
+        "t/01-news.md:9: warning: a level-4 heading right under a level-2 one skips a level "
+        "in the email's outline; write '### '"),
+    "a second h1": (
+        {"01-news.md": section("正文。\n\n# 大标题")}, 0,
+        "t/01-news.md:9: warning: a '# ' heading would be a second h1 in the email, where the "
+        "issue's title is the one; use '### ' for a heading inside an item"),
+    "heading in an introduction": (
+        {"01-news.md": "---\nkind: news\n---\n\n### 导语\n\n## 条目\n\n正文。\n"}, 0,
+        "t/01-news.md:5: warning: a heading before the section's first item ('## '), above "
+        "every item title in the email's outline; make it an item or write the line in "
+        "**bold**"),
     "half-width punctuation in Chinese": (
         {"01-news.md": section("你好,世界")}, 0,
         "t/01-news.md:7: warning: half-width ',' inside a Chinese sentence in '你好,世界'; use "
@@ -266,3 +279,29 @@ def test_online_checks_every_external_link(run, project):
         f"t/01-news.md:11: warning: {dead} cannot be reached: [Errno 111] Connection refused",
     ]
     assert online.exit_code == 1
+
+
+def test_colours_below_aa_are_warned_with_the_pair_and_ratio(run, project):
+    """The muted grey the sample publication had (4.09:1 on its page background) and a
+    dark accent as dark as the light one: each pair at the line of its text colour."""
+    toml = project / "newsletter.toml"
+    text = toml.read_text().replace('muted = "#59636e"', 'muted = "#6e7781"')
+    text = text.replace('accent = "#2dd4bf"', 'accent = "#0f766e"')
+    toml.write_text(text)
+    lines = text.splitlines()
+    muted, accent = lines.index('muted = "#6e7781"') + 1, lines.index('accent = "#0f766e"', 30) + 1
+    result = check(run, project, {})
+    assert result.exit_code == 0
+    assert findings(result) == [
+        f"newsletter.toml:{muted}: warning: colors.muted: #6e7781 on colors.background "
+        "#f2f3f5 is 4.09:1; text needs 4.5:1 (WCAG AA): darken colors.muted or lighten "
+        "colors.background",
+        f"newsletter.toml:{muted}: warning: colors.muted: #6e7781 on colors.code #eef0f3 is "
+        "3.98:1; text needs 4.5:1 (WCAG AA): darken colors.muted or lighten colors.code",
+        f"newsletter.toml:{accent}: warning: colors.dark.accent: #0f766e on colors.dark.card "
+        "#1e1f22 is 3.01:1; text needs 4.5:1 (WCAG AA): lighten colors.dark.accent or darken "
+        "colors.dark.card",
+        f"newsletter.toml:{accent}: warning: colors.dark.accent: #0f766e on colors.dark.code "
+        "#2a2c30 is 2.55:1; text needs 4.5:1 (WCAG AA): lighten colors.dark.accent or darken "
+        "colors.dark.code",
+    ]

@@ -66,7 +66,7 @@ def test_build_warns_near_and_fails_at_gmail_clipping(run, project):
                            for n in range(paragraphs))
         return f"---\nkind: day\ntitle: 周六\n---\n\n## 长文\n\n{text}\n"
 
-    (folder / "06-long.md").write_text(filler(300))  # about 141 KB of HTML
+    (folder / "06-long.md").write_text(filler(300))  # about 131 KB of HTML
     result = run("build", "2023-03-19-ai-weekly-roundup")
     assert result.exit_code == 1
     assert result.stderr.startswith("build/2023-03-19-ai-weekly-roundup/email.html: ")

@@ -214,3 +214,43 @@ def test_each_command_says_which_secret_it_needs(run, args, secret):
             "SENDGRID_API_KEY": "the SendGrid API key, with mail send permission"}[secret]
     assert result.stderr == (f"newsletter.toml: {secret} is not set ({what}); export it, or "
                              "put it in .newsletter/env (mode 600)\n")
+
+
+def test_dark_colours_are_a_nested_table_with_defaults(project):
+    """[colors.dark] holds the dark-mode counterparts; a key it leaves out keeps its
+    default, and each is overridable as NEWSLETTER_COLORS_DARK_<KEY>."""
+    toml = project / "newsletter.toml"
+    text = toml.read_text()
+    toml.write_text(text.replace('[colors.dark]\naccent = "#2dd4bf"\n', '[colors.dark]\n'))
+    config = load_config(toml, env={"NEWSLETTER_COLORS_DARK_TEXT": "#ffffff"})
+    assert (config.colors.muted, config.colors.code, config.colors.divider) == \
+        ("#59636e", "#eef0f3", "#e3e5e8")
+    dark = config.colors.dark
+    assert (dark.accent, dark.text, dark.muted, dark.background, dark.card, dark.code,
+            dark.divider) == ("#8ab4f8", "#ffffff", "#9aa4af", "#121212", "#1e1f22",
+                              "#2a2c30", "#3a3d42")
+    toml.write_text('name = "X"\n[sender]\nname = "X"\nemail = "a@example.com"\n'
+                    'address = "1 Road"\n[sections.news]\nlabel = "N"\n')
+    assert load_config(toml, env={}).colors.dark.background == "#121212"  # no [colors]
+
+
+def test_a_wrong_dark_colour_says_its_key_and_line(project):
+    toml = project / "newsletter.toml"
+    text = toml.read_text().replace('[colors.dark]\naccent = "#2dd4bf"',
+                                    '[colors.dark]\naccent = "teal"\nshade = "#000"')
+    toml.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(toml, env={})
+    accent, shade = _line(text, 'accent = "teal"'), _line(text, 'shade = "#000"')
+    assert caught.value.format_message().splitlines() == [
+        f"newsletter.toml:{accent}: colors.dark.accent: 'teal' is not a colour; write it "
+        "like '#1a73e8'",
+        f"newsletter.toml:{shade}: colors.dark.shade: unknown key in [colors.dark]",
+    ]
+    toml.write_text('name = "X"\n[sender]\nname = "X"\nemail = "a@example.com"\n'
+                    'address = "1 Road"\n[sections.news]\nlabel = "N"\n'
+                    '[colors]\ndark = "night"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(toml, env={})
+    assert caught.value.format_message() == \
+        "newsletter.toml:9: colors.dark: must be a table [colors.dark]"

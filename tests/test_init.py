@@ -173,7 +173,7 @@ def test_templates_copy(here):
     # the project's own templates now win over the package's
     issue_template = here / "pub" / "templates" / "email" / "issue.mjml.j2"
     issue_template.write_text(issue_template.read_text().replace(
-        "{{ issue.title }}</mj-text>", "{{ issue.title }} (our own)</mj-text>"))
+        "{{ issue.title }}</h1>", "{{ issue.title }} (our own)</h1>"))
     issue = sample(here / "pub")
     assert newsletter("build", str(issue), config=toml).exit_code == 0
     assert "(our own)" in (here / "pub" / "build" / issue.name / "email.html").read_text()

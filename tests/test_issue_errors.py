@@ -50,6 +50,16 @@ def test_impossible_date(run, project):
                 "write it as YYYY-MM-DD, like 2024-01-31")
 
 
+def test_language_that_is_not_a_language_tag(run, project):
+    write_issue(project / "bad", {"issue.yaml": MINIMAL_YAML + "language: Chinese (simplified)\n",
+                                  "01-news.md": MINIMAL_SECTION})
+    check_fails(run, "bad", "bad/issue.yaml:4: 'language' is 'Chinese (simplified)', not a "
+                "language tag; write it like 'en', 'zh-CN' or 'ar'")
+    write_issue(project / "bad", {"issue.yaml": MINIMAL_YAML + "language: [en]\n"})
+    check_fails(run, "bad", "bad/issue.yaml:4: 'language' must be a language tag like zh-CN, "
+                "not ['en']")
+
+
 def test_send_at_without_zone_when_no_default_zone(run, project):
     toml = project / "newsletter.toml"
     toml.write_text(toml.read_text().replace('timezone = "Asia/Shanghai"', ""))

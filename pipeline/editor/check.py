@@ -18,6 +18,7 @@ from ..issue import Issue, read_issue
 from ..render import FIELDS, PLACEHOLDER, RenderedEmail, SizeVerdict, render_issue, size_verdict
 from ..render.columns import display_width
 from ..render.mail import GMAIL_CLIP
+from ..render.palette import low_contrast
 from .scaffold import SCAFFOLD_LINES
 
 SUBJECT_COLUMNS = 60
@@ -54,8 +55,10 @@ def lint(issue: Issue, rendered: RenderedEmail, config: Config) -> list[Problem]
     out: list[Problem] = []
     out += _metadata(issue, config)
     out += _content(issue, config)
+    out += _headings(issue)
     out += _scaffold_text(issue)
     out += _output(issue, rendered, config)
+    out += _colors(config)
     return out
 
 
@@ -144,6 +147,32 @@ def _content(issue: Issue, config: Config) -> Iterator[Problem]:
                       "warning")
 
 
+def _headings(issue: Issue) -> Iterator[Problem]:
+    """The email's headings are an outline that screen readers list: the issue's title
+    is the one h1, item titles are h2, their own headings h3 and deeper, none skipping
+    a level."""
+    for section in issue.sections:
+        for body, above in [(section.intro, 0)] + [(item.body, 2) for item in section.items]:
+            for block in body:
+                if block.type != "heading_open":
+                    continue
+                level, line = int(block.tag[1]), block.map[0] + 1 if block.map else None
+                if not above:
+                    yield Problem(section.path, line, "a heading before the section's first "
+                                  "item ('## '), above every item title in the email's "
+                                  "outline; make it an item or write the line in **bold**",
+                                  "warning")
+                elif level == 1:
+                    yield Problem(section.path, line, "a '# ' heading would be a second h1 "
+                                  "in the email, where the issue's title is the one; use "
+                                  "'### ' for a heading inside an item", "warning")
+                elif level > above + 1:
+                    yield Problem(section.path, line, f"a level-{level} heading right under "
+                                  f"a level-{above} one skips a level in the email's outline; "
+                                  f"write '{'#' * (above + 1)} '", "warning")
+                above = max(level, 2) if above else 0
+
+
 def _copy_editing(text: str, config: Config, path: str,
                   line_of: Callable[[str], int | None]) -> Iterator[Problem]:
     """Chinese copy-editing: a space between CJK and Latin script or digits, and
@@ -189,6 +218,18 @@ def _output(issue: Issue, rendered: RenderedEmail, config: Config) -> Iterator[P
             yield Problem(template, None, f"placeholder %%{name}%% is not a standard field "
                           f"({', '.join(FIELDS)}); subscribers need a CSV column '{name}'",
                           "warning")
+
+
+def _colors(config: Config) -> Iterator[Problem]:
+    """A publication's own colours that readers cannot read: each pair of [colors] or
+    [colors.dark] below WCAG AA where the templates put one on the other, at the line of
+    the text colour (else the background's, else the table's)."""
+    for pair in low_contrast(config.colors):
+        table = tuple(pair.table.split("."))
+        lines = config.key_lines
+        line = lines.get((*table, pair.text)) or lines.get((*table, pair.background)) \
+            or lines.get(table)
+        yield Problem(config.path.name, line, str(pair), "warning")
 
 
 # --- --online ------------------------------------------------------------------------

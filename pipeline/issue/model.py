@@ -7,6 +7,22 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+# Written right to left: languages by their primary subtag, and scripts (a tag's
+# script subtag decides: ku-Arab is, az-Latn is not).
+RTL_LANGUAGES = frozenset({"ar", "arc", "ckb", "dv", "fa", "he", "iw", "ks", "ps", "sd",
+                           "ug", "ur", "yi"})
+RTL_SCRIPTS = frozenset({"adlm", "arab", "hebr", "mand", "nkoo", "rohg", "samr", "syrc",
+                         "thaa"})
+
+
+def text_direction(language: str) -> str:
+    """"rtl" or "ltr" for a BCP 47 language tag."""
+    first, *rest = language.lower().split("-")
+    scripts = [part for part in rest if len(part) == 4 and part.isalpha()]
+    if scripts:
+        return "rtl" if scripts[0] in RTL_SCRIPTS else "ltr"
+    return "rtl" if first in RTL_LANGUAGES else "ltr"
+
 
 @dataclass(frozen=True)
 class Image:
@@ -73,6 +89,13 @@ class Issue:
     # issue.yaml (then lines has "id"), or derived from the folder's name.
     id: str = ""
     ledger_keys: tuple[str, ...] = ()  # the id, then a folder name it was sent under
+    language: str = "en"  # BCP 47: issue.yaml's language, else newsletter.toml's
+
+    @property
+    def direction(self) -> str:
+        """"rtl" for a language written right to left (ar, he, fa, ur…, or a tag naming
+        such a script: ku-Arab), else "ltr"."""
+        return text_direction(self.language)
 
     @property
     def slug(self) -> str:

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..config import Config
+from ..config import Config, value_problem
 from ..errors import Problems, did_you_mean, display_path, printable
 from . import commonmark
 from .files import (
@@ -33,7 +33,7 @@ ISSUE_FILE = "issue.yaml"
 
 @dataclass(frozen=True)
 class Field:
-    type: str  # int | str | date | datetime | list | bool | image | id
+    type: str  # int | str | date | datetime | list | bool | image | id | language
     required: bool = False
     example: str = ""
 
@@ -51,6 +51,7 @@ ISSUE_FIELDS = {
     "header_image": Field("image"),
     "publish": Field("bool"),
     "id": Field("id"),
+    "language": Field("language"),  # a BCP 47 tag; default: newsletter.toml's language
 }
 SECTION_FIELDS = {
     "kind": Field("str", True, "kind: news"),
@@ -142,6 +143,7 @@ def read_issue(folder: Path, config: Config, ids: IssueIds | None = None) -> Iss
         lines=lines,
         id=meta["id"],
         ledger_keys=ids.ledger_keys(meta["id"], folder),
+        language=meta.get("language") or config.language,
     )
 
 
@@ -237,6 +239,14 @@ def _convert(key: str, value: Any, spec: Field, config: Config, shown: str, line
         if isinstance(value, list) and all(isinstance(v, str | int) for v in value):
             return [str(v) for v in value]
         return wrong("a list like [a, b]")
+    if kind == "language":
+        if not isinstance(value, str):
+            return wrong("a language tag like zh-CN")
+        if value_problem("language", value.strip()):
+            problems.add(shown, line, f"'{key}' is '{value.strip()}', not a language tag; "
+                                      "write it like 'en', 'zh-CN' or 'ar'")
+            return None
+        return value.strip()
     if kind in ("str", "image"):
         if isinstance(value, str | int | float) and not isinstance(value, bool):
             return str(value).strip()

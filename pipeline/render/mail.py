@@ -12,6 +12,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from html import escape as html_escape
 from html import unescape as html_unescape
 from typing import Any
 
@@ -147,9 +148,16 @@ def email_context(issue: Issue, config: Config, relative_assets: bool = False
         header = _image_view(issue.header_image, src, image_url(src), BODY_WIDTH,
                              issue.header_image.alt)
     labels = config.labels
+    direction = issue.direction
     return {
         **base_context(config),
         "issue": issue,
+        # the issue's language and direction: <html lang dir>, and which side text
+        # starts on (align="{{ start }}", padding-{{ start }})
+        "lang": issue.language,
+        "dir": direction,
+        "start": "right" if direction == "rtl" else "left",
+        "end": "left" if direction == "rtl" else "right",
         "issue_label": issue_label(issue, config),
         "date": issue.date.isoformat(),
         "header": header,
@@ -191,15 +199,18 @@ def mjml_to_html(mjml_source: str) -> str:
 
 
 # MJML's reset (#outlook a, body, table, td, img, p) stays in <head>: inlined, it is
-# repeated on every table, cell and image, 13% of the email's bytes.
-_MJML_RESET = re.compile(r'<style type="text/css">(\s*#outlook a\b)')
+# repeated on every table, cell and image, 13% of the email's bytes. Its @media blocks
+# are left as MJML wrote them too (premailer would keep them, indented anew), and every
+# style in <head> loses its indentation: bytes of every email.
+_MJML_HEAD_STYLE = re.compile(r'<style type="text/css">(\s*(?:#outlook a\b|@media))')
+_HEAD_STYLE = re.compile(r"(<style[^>]*>)(.*?)(</style>)", re.S)
 
 
 def inline_css(html: str) -> str:
     from premailer import Premailer
 
     logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
-    html = _MJML_RESET.sub(r'<style type="text/css" data-premailer="ignore">\1', html, count=1)
+    html = _MJML_HEAD_STYLE.sub(r'<style type="text/css" data-premailer="ignore">\1', html)
     inlined = Premailer(
         html,
         keep_style_tags=False,  # rules that cannot be inlined (@media) are kept
@@ -210,11 +221,28 @@ def inline_css(html: str) -> str:
         cssutils_logging_level=logging.CRITICAL,
         disable_basic_attributes=["width", "height"],  # MJML's own attributes stay
     ).transform()
-    head = ('<meta name="color-scheme" content="light dark">'
+    head, end, body = inlined.partition("</head>")
+    head = _HEAD_STYLE.sub(lambda m: m[1] + re.sub(r"\s*\n\s*", "\n", m[2]).strip() + m[3],
+                           head)
+    meta = ('<meta name="color-scheme" content="light dark">'
             '<meta name="supported-color-schemes" content="light dark">')
-    inlined = inlined.replace("<head>", "<head>" + head, 1)
+    inlined = head.replace("<head>", "<head>" + meta, 1) + end + body
     return inlined if inlined.lstrip().lower().startswith("<!doctype") else \
         "<!doctype html>\n" + inlined
+
+
+# mjml-python names the email's article after <mj-title> (the subject); a screen
+# reader announces it as it does the h1: by the issue's title.
+_ARTICLE = re.compile(r'<div aria-label="[^"]*"(?= aria-roledescription="email")')
+
+
+def label_article(html: str, title: str) -> str:
+    """The wrapper <div role="article" aria-roledescription="email"> labelled with the
+    issue's title."""
+    labelled, found = _ARTICLE.subn(f'<div aria-label="{html_escape(title)}"', html, count=1)
+    if not found:  # a new mjml-python writes it otherwise: say so, do not ship it unlabelled
+        raise AssertionError("the email's role=\"article\" wrapper was not found")
+    return labelled
 
 
 def size_images(html: str, context: dict[str, Any]) -> str:
@@ -248,6 +276,7 @@ def render_issue(issue: Issue, config: Config, env: jinja2.Environment | None = 
     context = email_context(issue, config, relative_assets)
     mjml_source = compose_mjml(context, env)
     html = size_images(inline_css(mjml_to_html(mjml_source)), context)
+    html = label_article(html, issue.title)
     text = compose_text(context, env)
     assets = issue_assets(issue)
     return RenderedEmail(issue.id, issue.subject, issue.preheader, html, text, mjml_source,

@@ -1,6 +1,7 @@
 """Build benchmark: median time of each stage for the sample issue of the tests' fixture
-publication (tests/fixtures/publication/), in process, and the whole-process time of
-`newsletter build` (Python start-up and imports included)."""
+publication (tests/fixtures/publication/), in process, the whole-process time of
+`newsletter build` (Python start-up and imports included), and each sample's HTML size
+against the size at which Gmail clips a message."""
 
 from __future__ import annotations
 
@@ -64,6 +65,22 @@ def main(runs: int = 20) -> None:
             walls.append((time.perf_counter() - start) * 1000)
         print(f"  `newsletter build` whole process, median of 5: "
               f"{statistics.median(walls):.0f} ms")
+    print_sizes(config)
+
+
+def print_sizes(config) -> None:
+    """Each sample's email.html against Gmail's 102 KB: beyond it Gmail shows "[Message
+    clipped]" and hides the rest, the unsubscribe link with it."""
+    from pipeline.issue import read_issue
+    from pipeline.render import render_issue
+    from pipeline.render.mail import GMAIL_CLIP
+
+    print("HTML size, each sample:")
+    for folder in sorted(p for p in (PUBLICATION / "issues").iterdir()
+                         if (p / "issue.yaml").is_file()):
+        size = render_issue(read_issue(folder, config), config).html_size
+        print(f"  {folder.name:<32} email.html {size / 1024:.1f} KB of Gmail's "
+              f"{GMAIL_CLIP // 1024} KB ({size / GMAIL_CLIP:.0%})")
 
 
 if __name__ == "__main__":

@@ -276,6 +276,8 @@ def main() -> None:
     port = int(sys.argv[1])
     server = SendGridServer(validate_schema="--no-schema" not in sys.argv, port=port,
                             keep_bodies=False)
+    if "--latency" in sys.argv:  # seconds every request waits, as a network round trip
+        server.latency = float(sys.argv[sys.argv.index("--latency") + 1])
     print(f"listening on {server.url}", flush=True)
     try:
         server.httpd.serve_forever()

@@ -4,6 +4,7 @@ chosen addresses at RCPT (``refuse``) or their DATA command (``refuse_data``, be
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 from aiosmtpd.controller import Controller
@@ -21,7 +22,8 @@ class Sink:
     and in ``refuse_data`` (answered to DATA); both map an address to the reply."""
 
     def __init__(self, refuse: dict[str, str] | None = None,
-                 refuse_data: dict[str, str] | None = None):
+                 refuse_data: dict[str, str] | None = None, hold: float = 0.0):
+        self.hold = hold  # seconds before each message's answer (a remote relay)
         self.refuse = {k.lower(): v for k, v in (refuse or {}).items()}
         self.refuse_data = {k.lower(): v for k, v in (refuse_data or {}).items()}
         self.messages: list[tuple[str, list[str], bytes]] = []
@@ -49,6 +51,8 @@ class Sink:
         return None
 
     async def handle_DATA(self, server, session, envelope):
+        if self.hold:
+            await asyncio.sleep(self.hold)
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
         return "250 2.0.0 OK: queued"
 

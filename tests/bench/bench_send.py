@@ -1,9 +1,14 @@
-"""Send benchmark: synthetic audiences through the real providers to local servers.
+"""Send benchmark: synthetic audiences through the real providers to local servers,
+each figure beside the one it is judged against, measured in the same run.
 
 Each measurement runs in a fresh process (so that its peak RSS is its own): the whole
-send path in one process — read, render, personalise, deliver, ledger writes — with
-the SendGrid server (limits checked, schema validation off: it is the server's cost,
-not ours) or an aiosmtpd sink in another process.
+send path — read, render, personalise, deliver, ledger writes — against the SendGrid
+server (limits checked, schema validation off: that is the server's cost, not ours) in
+another process, or an aiosmtpd sink. The references:
+
+- SendGrid: a client that only POSTs request bodies built before its clock starts,
+  with as many requests in flight as our send, to the same server;
+- SMTP: smtplib sending prebuilt messages over as many connections.
 """
 
 from __future__ import annotations
@@ -15,22 +20,20 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLICATION = ROOT / "tests" / "fixtures" / "publication"
 ISSUE = "2023-12-07-ai-productivity-09"
+CONCURRENCY = 4  # SendGrid's default requests in flight
+SMTP_CONNECTIONS = 2  # SMTP's default connections
 
 
-def child(provider: str, count: int, port: int) -> None:
-    """Runs in its own process: one send of ``count`` recipients; prints JSON."""
+def _project(count: int, port: int, extra: dict | None = None):
     sys.path.insert(0, str(ROOT))
-    from datetime import UTC, datetime
-
     from pipeline.config import load_config
-    from pipeline.delivery.providers import make_provider
-    from pipeline.delivery.send import Runtime, send_issue
     from tests.sendgrid_server import API_KEY
     from tests.test_schedule import populate
 
@@ -39,9 +42,20 @@ def child(provider: str, count: int, port: int) -> None:
     env = {"NEWSLETTER_SECRET": "bench-secret", "SENDGRID_API_KEY": API_KEY,
            "NEWSLETTER_SENDGRID_API_HOST": f"http://127.0.0.1:{port}",
            "NEWSLETTER_SMTP_HOST": "127.0.0.1", "NEWSLETTER_SMTP_PORT": str(port),
-           "NEWSLETTER_SMTP_SECURITY": "none"}
+           "NEWSLETTER_SMTP_SECURITY": "none", **(extra or {})}
     config = load_config(work / "newsletter.toml", env=env)
     populate(config.database, count)
+    return work, config
+
+
+def child(provider: str, count: int, port: int) -> None:
+    """Runs in its own process: one send of ``count`` recipients; prints JSON."""
+    from datetime import UTC, datetime
+
+    work, config = _project(count, port)
+    from pipeline.delivery.providers import make_provider
+    from pipeline.delivery.send import Runtime, send_issue
+
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
     report = send_issue(work / "issues" / ISSUE, config, make_provider(provider, config),
@@ -54,8 +68,93 @@ def child(provider: str, count: int, port: int) -> None:
     shutil.rmtree(work)
 
 
-def run_child(provider: str, count: int, port: int) -> dict:
-    done = subprocess.run([sys.executable, __file__, "child", provider, str(count), str(port)],
+def reference_sendgrid(count: int, port: int) -> None:
+    """The reference: request bodies for ``count`` readers built first (by our own
+    provider, untimed), then only POSTed, CONCURRENCY at a time, over kept-alive
+    connections; prints JSON."""
+    import http.client
+
+    from pipeline.delivery.personalise import Recipient
+    from pipeline.delivery.providers import make_provider
+    from pipeline.delivery.send import prepare
+    from tests.sendgrid_server import API_KEY
+
+    work, config = _project(0, port)
+    _, email = prepare(work / "issues" / ISSUE, config)
+    provider = make_provider("sendgrid", config)
+    bodies = []
+    for first in range(0, count, 1000):
+        batch = [email.message(Recipient(n, f"reader{n}@example.com", f"读者{n}", ref=b"x" * 12))
+                 for n in range(first, min(first + 1000, count))]
+        bodies.append(provider.encoded_body(batch).encode())
+    headers = {"Authorization": f"Bearer {API_KEY}",
+               "Content-Type": "application/json; charset=utf-8"}
+    todo = list(bodies)
+    lock = threading.Lock()
+
+    def post_all() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        while True:
+            with lock:
+                if not todo:
+                    break
+                body = todo.pop()
+            connection.request("POST", "/v3/mail/send", body, headers)
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 202, response.status
+        connection.close()
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=post_all) for _ in range(CONCURRENCY)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    print(json.dumps({"rate": count / elapsed, "seconds": elapsed}))
+    shutil.rmtree(work)
+
+
+def reference_smtp(count: int, port: int) -> None:
+    """smtplib sending ``count`` prebuilt messages over SMTP_CONNECTIONS connections."""
+    import smtplib
+    from datetime import UTC, datetime
+
+    from pipeline.delivery.personalise import Recipient
+    from pipeline.delivery.send import prepare
+
+    work, config = _project(0, port)
+    _, email = prepare(work / "issues" / ISSUE, config)
+    now = datetime.now(UTC)
+    messages = [(f"reader{n}@example.com",
+                 email.message(Recipient(n, f"reader{n}@example.com", f"读者{n}",
+                                         ref=b"x" * 12)).as_bytes(now))
+                for n in range(count)]
+    lock = threading.Lock()
+
+    def send_all() -> None:
+        with smtplib.SMTP("127.0.0.1", port) as connection:
+            while True:
+                with lock:
+                    if not messages:
+                        break
+                    to, raw = messages.pop()
+                connection.sendmail(config.sender.email, [to], raw)
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=send_all) for _ in range(SMTP_CONNECTIONS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    print(json.dumps({"rate": count / elapsed, "seconds": elapsed}))
+    shutil.rmtree(work)
+
+
+def run_child(kind: str, provider: str, count: int, port: int) -> dict:
+    done = subprocess.run([sys.executable, __file__, kind, provider, str(count), str(port)],
                           capture_output=True, text=True, check=False, cwd=ROOT)
     if done.returncode:
         raise SystemExit(done.stderr)
@@ -70,37 +169,86 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def main() -> None:
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "tests.sendgrid_server", str(port),
-                               "--no-schema"], cwd=ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)})
-    server.stdout.readline()  # listening
-    try:
-        print("send path, sendgrid provider → local SendGrid v3 server (another process):")
-        for count in (10_000, 100_000):
-            result = run_child("sendgrid", count, port)
-            print(f"  {count:>7,} recipients: {result['rate']:>9,.0f} recipients/s "
-                  f"({result['seconds']:.2f} s), peak RSS {result['rss_mb']:.0f} MB")
-    finally:
-        server.terminate()
-        server.wait()
+class Server:
+    """The local SendGrid server in a process of its own."""
 
+    def __init__(self, latency: float = 0.0):
+        self.port = free_port()
+        args = [sys.executable, "-m", "tests.sendgrid_server", str(self.port), "--no-schema"]
+        if latency:
+            args += ["--latency", str(latency)]
+        self.process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True,
+                                        env={**os.environ, "PYTHONPATH": str(ROOT)})
+        self.process.stdout.readline()  # listening
+
+    def __enter__(self) -> int:
+        return self.port
+
+    def __exit__(self, *exc) -> None:
+        self.process.terminate()
+        self.process.wait()
+
+
+def sendgrid(count: int) -> None:
+    print(f"sendgrid path, {count:,} recipients → local SendGrid v3 server (another process), "
+          f"{CONCURRENCY} requests in flight:")
+    figures = {}
+    for latency in (0.0, 0.15):
+        with Server(latency) as port:
+            ours = run_child("child", "sendgrid", count, port)
+        with Server(latency) as port:
+            reference = run_child("reference_sendgrid", "sendgrid", count, port)
+        figures[latency] = ours
+        print(f"  server answers after {latency * 1000:>3.0f} ms: ours {ours['rate']:>8,.0f}/s, "
+              f"prebuilt bodies {reference['rate']:>8,.0f}/s: {ours['rate'] / reference['rate']:.2f}"
+              f" (peak RSS {ours['rss_mb']:.0f} MB)")
+    print(f"  ours with 150 ms against ours with none: "
+          f"{figures[0.15]['rate'] / figures[0.0]['rate']:.2f} (goal ≥ 0.90)")
+
+
+def smtp(count: int) -> None:
     sys.path.insert(0, str(ROOT))
     from tests.smtp_server import Sink, SMTPServer
 
-    sink = Sink()
-    with SMTPServer(sink) as smtp:
-        result = run_child("smtp", 2_000, smtp.port)
-    assert len(sink.messages) == 2_000
-    print("send path, smtp provider → local aiosmtpd sink (a thread of this process):")
-    print(f"    2,000 messages:   {result['rate']:>9,.0f} messages/s ({result['seconds']:.2f} s), "
-          f"peak RSS {result['rss_mb']:.0f} MB")
+    print(f"smtp path, {count:,} messages → local aiosmtpd sink, {SMTP_CONNECTIONS} connections:")
+    figures = {}
+    for hold in (0.0, 0.02):
+        sink = Sink(hold=hold)
+        with SMTPServer(sink) as server:
+            ours = run_child("child", "smtp", count, server.port)
+        sink = Sink(hold=hold)
+        with SMTPServer(sink) as server:
+            reference = run_child("reference_smtp", "smtp", count, server.port)
+        figures[hold] = ours
+        print(f"  sink holds each {hold * 1000:>2.0f} ms: ours {ours['rate']:>6,.0f}/s, "
+              f"smtplib prebuilt {reference['rate']:>6,.0f}/s: "
+              f"{ours['rate'] / reference['rate']:.2f}")
+    print(f"  ours with 20 ms against ours with none: "
+          f"{figures[0.02]['rate'] / figures[0.0]['rate']:.2f} (goal ≥ 0.80)")
+
+
+def memory(counts: tuple[int, ...]) -> None:
+    print("peak RSS of a whole send (sendgrid path, server answering at once):")
+    with Server() as port:
+        for count in counts:
+            result = run_child("child", "sendgrid", count, port)
+            print(f"  {count:>9,} recipients: {result['rss_mb']:>4.0f} MB "
+                  f"({result['rate']:,.0f}/s)")
+
+
+def main() -> None:
+    sendgrid(100_000)
+    print()
+    smtp(2_000)
+    print()
+    memory((100_000, 1_000_000) if "--big" in sys.argv else (100_000,))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "child":
-        child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    sys.path.insert(0, str(ROOT))
+    if len(sys.argv) > 1 and sys.argv[1] in ("child", "reference_sendgrid", "reference_smtp"):
+        globals()[sys.argv[1]](*([sys.argv[2]] if sys.argv[1] == "child" else []),
+                               int(sys.argv[3]), int(sys.argv[4]))
     else:
         main()

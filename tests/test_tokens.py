@@ -400,7 +400,8 @@ def test_a_link_of_version_0_1_0_is_refused_unless_genuine_canonical_and_of_this
 def test_migration_3_gives_every_reader_a_ref_of_their_own(tmp_path):
     path = tmp_path / "old.db"
     old = sqlite3.connect(path, isolation_level=None)
-    old.executescript(f"{MIGRATIONS[0]}; {MIGRATIONS[1]}; PRAGMA user_version = 2;")
+    old.executescript(f"{MIGRATIONS[0].sqlite}; {MIGRATIONS[1].sqlite}; "
+                    "PRAGMA user_version = 2;")
     old.executemany(
         "INSERT INTO subscribers (id, email, email_key, name, status, created_at, updated_at, "
         "unsubscribed_at, unsubscribe_source) VALUES (?, ?, ?, ?, ?, 't', 't', ?, ?)",
@@ -409,7 +410,7 @@ def test_migration_3_gives_every_reader_a_ref_of_their_own(tmp_path):
          (9, "c@example.com", "c@example.com", "C", "active", None, None)])
     old.close()
     db = connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     rows = db.execute("SELECT id, email, email_key, name, status, unsubscribed_at, "
                       "unsubscribe_source, ref FROM subscribers ORDER BY id").fetchall()
     assert [tuple(r)[:7] for r in rows] == [

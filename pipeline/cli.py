@@ -403,6 +403,51 @@ def audience_sync(app: App) -> None:
         click.echo(f"{kind}: {listed} listed, {added} new")
 
 
+# --- db ------------------------------------------------------------------------------
+
+
+@cli.group("db")
+def db_group() -> None:
+    """The database's schema: SQLite file or PostgreSQL URL (`database`)."""
+
+
+@db_group.command("upgrade")
+@pass_app
+def db_upgrade(app: App) -> None:
+    """Apply the migrations the database has not had (any command applies them too)."""
+    from .store import connect, migrate, shown
+
+    db = connect(app.config.database, app.config.database_wait.total_seconds(), upgrade=False)
+    try:
+        applied = migrate(db)
+        version = db.version()
+    finally:
+        db.close()
+    for migration in applied:
+        click.echo(f"applied {migration.number}: {migration.what}")
+    click.echo(f"{shown(app.config.database)}: schema version {version}, up to date")
+
+
+@db_group.command("status")
+@pass_app
+def db_status(app: App) -> None:
+    """The schema's version, and the migrations `db upgrade` would apply."""
+    from .store import connect, pending_migrations, shown
+
+    db = connect(app.config.database, app.config.database_wait.total_seconds(), upgrade=False)
+    try:
+        version, pending = db.version(), pending_migrations(db)
+    finally:
+        db.close()
+    state = f"{len(pending)} to apply" if pending else "up to date"
+    click.echo(f"{shown(app.config.database)}: schema version {version}, {state}")
+    for migration in pending:
+        click.echo(f"  {migration.number}: {migration.what}")
+    if pending:
+        click.echo("`newsletter db upgrade` applies them (so does any command that uses the "
+                   "database)")
+
+
 # --- publish -------------------------------------------------------------------------
 
 

@@ -93,19 +93,18 @@ def needs(*secrets: str):
 
 class _Commands(click.Group):
     """Runs the command; a database that stays locked by another program (past
-    database_wait), is read-only, full or damaged is said as such, never a traceback.
-    Sends wait in the ledger too; what was committed before stays committed."""
+    database_wait), is read-only, full or damaged, or a PostgreSQL server that went away,
+    is said as such, never a traceback. Sends wait in the ledger too; what was committed
+    before stays committed."""
 
     def invoke(self, ctx: click.Context):
-        import sqlite3
-
-        from .store.database import database_problem, is_busy
+        from .store import database_errors, database_problem, is_busy, shown
 
         try:
             return super().invoke(ctx)
-        except sqlite3.DatabaseError as exc:
+        except database_errors() as exc:
             config = ctx.obj.config
-            if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
+            if is_busy(exc):
                 why = (f"locked by another program ({exc}) for longer than database_wait "
                        f"({config.database_wait}); nothing was changed: try again when it "
                        "is done")
@@ -114,7 +113,7 @@ class _Commands(click.Group):
                 if why is None:
                     raise
                 why += "; what was saved before is kept: run the command again once that is fixed"
-            raise PipelineError(why, path=display_path(config.database)) from None
+            raise PipelineError(why, path=shown(config.database)) from None
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -263,7 +262,7 @@ def preview(app: App, issue: str, host: str, port: int, open_browser: bool | Non
 
 @cli.group()
 def audience() -> None:
-    """The subscriber list, kept in the SQLite database."""
+    """The subscriber list, kept in the database."""
 
 
 def _encoding_option(ctx, param, value: str | None) -> str | None:
@@ -402,6 +401,51 @@ def audience_sync(app: App) -> None:
     report = sync_suppressions(app.db(), app.config, app.now())
     for kind, (listed, added) in report.items():
         click.echo(f"{kind}: {listed} listed, {added} new")
+
+
+# --- db ------------------------------------------------------------------------------
+
+
+@cli.group("db")
+def db_group() -> None:
+    """The database's schema: SQLite file or PostgreSQL URL (`database`)."""
+
+
+@db_group.command("upgrade")
+@pass_app
+def db_upgrade(app: App) -> None:
+    """Apply the migrations the database has not had (any command applies them too)."""
+    from .store import connect, migrate, shown
+
+    db = connect(app.config.database, app.config.database_wait.total_seconds(), upgrade=False)
+    try:
+        applied = migrate(db)
+        version = db.version()
+    finally:
+        db.close()
+    for migration in applied:
+        click.echo(f"applied {migration.number}: {migration.what}")
+    click.echo(f"{shown(app.config.database)}: schema version {version}, up to date")
+
+
+@db_group.command("status")
+@pass_app
+def db_status(app: App) -> None:
+    """The schema's version, and the migrations `db upgrade` would apply."""
+    from .store import connect, pending_migrations, shown
+
+    db = connect(app.config.database, app.config.database_wait.total_seconds(), upgrade=False)
+    try:
+        version, pending = db.version(), pending_migrations(db)
+    finally:
+        db.close()
+    state = f"{len(pending)} to apply" if pending else "up to date"
+    click.echo(f"{shown(app.config.database)}: schema version {version}, {state}")
+    for migration in pending:
+        click.echo(f"  {migration.number}: {migration.what}")
+    if pending:
+        click.echo("`newsletter db upgrade` applies them (so does any command that uses the "
+                   "database)")
 
 
 # --- publish -------------------------------------------------------------------------

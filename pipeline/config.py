@@ -212,7 +212,8 @@ class Config:
     asset_url: str = key("url", "")
     unsubscribe_url: str = key("url", "")
     provider: str = key("choice", "outbox", choices=PROVIDERS)
-    database: Path = key("path", ".newsletter/newsletter.db")
+    # a SQLite file (a Path) or a PostgreSQL URL (a str): pipeline.store opens either
+    database: Path | str = key("database", ".newsletter/newsletter.db")
     database_wait: timedelta = key("duration", "10m")  # a send's patience with a locked database
     max_lateness: timedelta = key("duration", "6h")
     issues_dir: Path = key("path", "issues")
@@ -443,7 +444,7 @@ class _Reader:
             return parse_duration(value)
         if kind == "url":
             return value.rstrip("/")
-        if kind == "path":
+        if kind == "path" or (kind == "database" and not _DATABASE_URL.match(value)):
             return (self.root / value).resolve()
         return value
 
@@ -451,6 +452,12 @@ class _Reader:
 # --- values ------------------------------------------------------------------------
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_DATABASE_URL = re.compile(r"^postgres(?:ql)?://")
+
+
+def _masked(url: str) -> str:
+    """A URL with its password, if any, as ***."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://[^:/@?#]*):[^@/?#]*@", r"\1:***@", url)
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 
@@ -527,7 +534,7 @@ def _check(value: Any, meta: Mapping[str, Any]) -> str | None:
 
 def _check_text(value: str, meta: Mapping[str, Any]) -> str | None:
     kind = meta["kind"]
-    if kind in ("line", "email", "url", "path", "choice", "zone", "language") and \
+    if kind in ("line", "email", "url", "path", "database", "choice", "zone", "language") and \
             _CONTROL.search(value):
         return ("contains a line break or another control character, which would break "
                 "the email's headers; write it on one line")
@@ -555,8 +562,12 @@ def _check_text(value: str, meta: Mapping[str, Any]) -> str | None:
             return f"'{value}' is not an email address ({problem}); write it like " \
                    "'news@example.com'"
     if kind == "path" and re.match(r"^[a-z][a-z0-9+.-]*://", value):
-        return (f"'{value}' is a URL; only a SQLite file path is supported here (a path "
-                "relative to newsletter.toml, or an absolute one)")
+        return (f"'{_masked(value)}' is a URL; give a path here (relative to "
+                "newsletter.toml, or an absolute one)")
+    if kind == "database" and re.match(r"^[a-z][a-z0-9+.-]*://", value) and \
+            not _DATABASE_URL.match(value):
+        return (f"'{_masked(value)}' is not a database newsletter can use; give a SQLite file "
+                "path (relative to newsletter.toml, or absolute) or a postgresql:// URL")
     if kind == "format":
         return _check_format(value, meta["fields"])
     return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -110,11 +111,73 @@ class FakeSleep:
 
 
 @pytest.fixture
-def audience(run, project) -> Path:
-    """The sample audience (12 readers, subscribers.csv) imported into the project's database."""
+def audience(request, run, project) -> Path | str:
+    """The sample audience (12 readers, subscribers.csv) imported into the project's
+    database: the SQLite file, or the test's PostgreSQL database (URL) when the test asks
+    for ``engine`` too."""
+    engine = request.getfixturevalue("engine") if "engine" in request.fixturenames else None
     result = run("audience", "import", "subscribers.csv")
     assert result.exit_code == 0, result.output
-    return project / ".newsletter" / "newsletter.db"
+    return engine.location if engine else project / ".newsletter" / "newsletter.db"
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One PostgreSQL server for the session (tests/postgres.py), stopped at the end. In
+    CI it must be there (make test installs it); elsewhere its tests are skipped without."""
+    import os
+
+    from tests.postgres import PACKAGE, PostgresServer, binaries
+
+    found = binaries()
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL's initdb and pg_ctl are missing; make test installs the "
+                        f"{PACKAGE} package")
+        pytest.skip(f"PostgreSQL is missing: apt-get install {PACKAGE}")
+    with PostgresServer(found) as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(postgres) -> str:
+    """A fresh, empty PostgreSQL database of the session's server: its URL."""
+    return postgres.create_database()
+
+
+@dataclass
+class Engine:
+    """The database a test runs on: the project's SQLite file, or a PostgreSQL URL."""
+
+    name: str
+    location: Path | str
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment that points a `newsletter` process at it."""
+        return {"NEWSLETTER_DATABASE": self.location} if self.name == "postgresql" else {}
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Rows of a statement (``?`` placeholders), read with a connection of its own."""
+        db = connect(self.location)
+        try:
+            return [tuple(row) for row in db.execute(sql, params).fetchall()]
+        finally:
+            db.close()
+
+    def statuses(self) -> dict[str, int]:
+        """How many ledger rows have each status."""
+        return dict(self.query("SELECT status, count(*) FROM deliveries GROUP BY status"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request, run, project) -> Engine:
+    """The test runs twice: on SQLite and on PostgreSQL (``run`` is pointed at it)."""
+    if request.param == "sqlite":
+        return Engine("sqlite", project / ".newsletter" / "newsletter.db")
+    url = request.getfixturevalue("pg_url")
+    run.env["NEWSLETTER_DATABASE"] = url
+    return Engine("postgresql", url)
 
 
 @pytest.fixture

@@ -157,14 +157,27 @@ def test_bad_values_are_configuration_errors_not_later_tracebacks(project):
     ]
 
 
-def test_a_database_url_is_refused_until_one_is_supported(project):
+def test_database_is_a_file_or_a_postgresql_url_never_another_url(project):
+    url = "postgresql://nl:s3cret@db.example:5433/news?sslmode=require"
+    config = load_config(project / "newsletter.toml", env={"NEWSLETTER_DATABASE": url})
+    assert config.database == url  # kept as written: pipeline.store connects to it
+    assert load_config(project / "newsletter.toml", env={
+        "NEWSLETTER_DATABASE": "postgres://db.example/news"}).database == \
+        "postgres://db.example/news"
     with pytest.raises(ConfigError) as caught:
         load_config(project / "newsletter.toml",
-                    env={"NEWSLETTER_DATABASE": "postgresql://db.example/news"})
+                    env={"NEWSLETTER_DATABASE": "mysql://nl:s3cret@db.example/news"})
     assert caught.value.format_message() == (
-        "newsletter.toml: database: 'postgresql://db.example/news' is a URL; only a SQLite "
-        "file path is supported here (a path relative to newsletter.toml, or an absolute "
-        "one) (from environment variable NEWSLETTER_DATABASE)")
+        "newsletter.toml: database: 'mysql://nl:***@db.example/news' is not a database "
+        "newsletter can use; give a SQLite file path (relative to newsletter.toml, or "
+        "absolute) or a postgresql:// URL (from environment variable NEWSLETTER_DATABASE)")
+    with pytest.raises(ConfigError) as caught:
+        load_config(project / "newsletter.toml",
+                    env={"NEWSLETTER_OUTBOX_PATH": "s3://bucket/outbox"})
+    assert caught.value.format_message() == (
+        "newsletter.toml: outbox.path: 's3://bucket/outbox' is a URL; give a path here "
+        "(relative to newsletter.toml, or an absolute one) (from environment variable "
+        "NEWSLETTER_OUTBOX_PATH)")
 
 
 def test_secrets_from_the_private_env_file_and_the_environment_wins(project):

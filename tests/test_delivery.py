@@ -6,12 +6,12 @@ headers, the text part first, personalisation, and no secret anywhere."""
 from __future__ import annotations
 
 import email
-import sqlite3
 from email import policy
 from pathlib import Path
 
 import pytest
 
+from pipeline.store import connect
 from tests.conftest import SECRET, token_of
 from tests.sendgrid_server import API_KEY
 
@@ -24,9 +24,17 @@ def parse(raw: bytes) -> email.message.EmailMessage:
     return email.message_from_bytes(raw, policy=policy.default)
 
 
-def ledger(db: Path) -> dict[str, int]:
-    rows = sqlite3.connect(db).execute("SELECT status, count(*) FROM deliveries GROUP BY status")
-    return dict(rows.fetchall())
+def query(db: Path | str, sql: str) -> list[tuple]:
+    """Rows of the project's database: the SQLite file or a PostgreSQL URL."""
+    connection = connect(db)
+    try:
+        return [tuple(row) for row in connection.execute(sql).fetchall()]
+    finally:
+        connection.close()
+
+
+def ledger(db: Path | str) -> dict[str, int]:
+    return dict(query(db, "SELECT status, count(*) FROM deliveries GROUP BY status"))
 
 
 def assert_proper_message(raw: bytes, to: str, name: str, db: Path
@@ -58,7 +66,7 @@ def assert_proper_message(raw: bytes, to: str, name: str, db: Path
     return message
 
 
-def test_outbox_leaves_one_proper_eml_per_subscriber(run, audience, project):
+def test_outbox_leaves_one_proper_eml_per_subscriber(run, engine, audience, project):
     result = run("send", ISSUE, "--yes")
     assert result.exit_code == 0, result.output
     assert result.stdout == (f"{ISSUE}: done through outbox: sent 12, failed 0, invalid 0, "
@@ -73,7 +81,7 @@ def test_outbox_leaves_one_proper_eml_per_subscriber(run, audience, project):
     assert ledger(audience) == {"sent": 12}
 
 
-def test_sending_again_sends_nobody_twice(run, audience, project):
+def test_sending_again_sends_nobody_twice(run, engine, audience, project):
     run("send", ISSUE, "--yes")
     again = run("send", ISSUE, "--yes")
     assert again.exit_code == 0
@@ -101,7 +109,7 @@ def test_a_line_break_in_the_subject_is_rejected(run, audience, project):
     assert not (project / "outbox").exists()
 
 
-def test_dry_run_shows_the_plan_and_sends_nothing(run, audience, project):
+def test_dry_run_shows_the_plan_and_sends_nothing(run, engine, audience, project):
     result = run("send", ISSUE, "--dry-run")
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
@@ -122,7 +130,7 @@ def test_send_asks_for_confirmation(run, audience, project):
     assert yes.exit_code == 0 and len(list((project / "outbox" / ISSUE).glob("*.eml"))) == 12
 
 
-def test_test_send_goes_to_any_address_and_is_not_recorded(run, audience, project):
+def test_test_send_goes_to_any_address_and_is_not_recorded(run, engine, audience, project):
     result = run("send", ISSUE, "--test", "--to", "editor@example.org", "--to", "me@example.net")
     assert result.exit_code == 0, result.output
     files = sorted((project / "outbox" / ISSUE).glob("test-*.eml"))
@@ -131,7 +139,7 @@ def test_test_send_goes_to_any_address_and_is_not_recorded(run, audience, projec
     assert message["Subject"] == "[TEST] " + SUBJECT
     assert message["X-Newsletter-Test"] == "yes"
     assert ledger(audience) == {}
-    assert sqlite3.connect(audience).execute("SELECT count(*) FROM sends").fetchone()[0] == 0
+    assert query(audience, "SELECT count(*) FROM sends") == [(0,)]
 
 
 def test_sending_needs_the_secret(run, audience):
@@ -146,7 +154,7 @@ def test_sending_needs_the_secret(run, audience):
 # --- SMTP ---------------------------------------------------------------------------
 
 
-def test_smtp_delivers_each_subscriber_once_on_one_connection(run, audience, smtp):
+def test_smtp_delivers_each_subscriber_once_on_one_connection(run, engine, audience, smtp):
     result = run("send", ISSUE, "--yes")
     assert result.exit_code == 3  # partial: one recipient refused
     assert result.stdout == (f"{ISSUE}: done through smtp: sent 11, failed 1, invalid 0, "
@@ -162,8 +170,7 @@ def test_smtp_delivers_each_subscriber_once_on_one_connection(run, audience, smt
         assert mail_from == "newsletter@example.com"
         name = "" if to == "guo.yi@example.net" else parse(raw)["To"].addresses[0].display_name
         assert_proper_message(raw, to, name, audience)
-    failed = sqlite3.connect(audience).execute(
-        "SELECT email, error FROM deliveries WHERE status = 'failed'").fetchall()
+    failed = query(audience, "SELECT email, error FROM deliveries WHERE status = 'failed'")
     assert failed == [("chen.mo@example.com", "550 5.1.1 mailbox unavailable")]
 
 
@@ -232,8 +239,8 @@ def test_smtp_login_refused_stops_without_marking_anyone(run, audience, tmp_path
 # --- SendGrid -----------------------------------------------------------------------
 
 
-def test_sendgrid_receives_each_subscriber_once_with_substitutions(run, audience, sendgrid,
-                                                                  project):
+def test_sendgrid_receives_each_subscriber_once_with_substitutions(run, engine, audience,
+                                                                  sendgrid, project):
     result = run("send", ISSUE, "--yes")
     assert result.exit_code == 0, result.output
     assert sum(sendgrid.received.values()) == 12 and set(sendgrid.received.values()) == {1}
@@ -258,8 +265,7 @@ def test_sendgrid_receives_each_subscriber_once_with_substitutions(run, audience
     assert "%%web_url%%" not in html  # the same for everyone: filled once
     nameless = next(p for p in body["personalizations"] if "name" not in p["to"][0])
     assert nameless["substitutions"]["%%name|读者朋友%%"] == "读者朋友"
-    ids = sqlite3.connect(audience).execute(
-        "SELECT DISTINCT message_id FROM deliveries").fetchall()
+    ids = query(audience, "SELECT DISTINCT message_id FROM deliveries")
     assert len(ids) == 1 and len(ids[0][0]) > 10  # X-Message-Id, stored per recipient
 
 
@@ -270,21 +276,21 @@ def test_sendgrid_batches_of_at_most_the_batch_size(run, audience, sendgrid):
     assert sum(sendgrid.received.values()) == 12
 
 
-def test_sendgrid_error_body_is_shown_and_the_batch_fails(run, audience, sendgrid):
+def test_sendgrid_error_body_is_shown_and_the_batch_fails(run, engine, audience, sendgrid):
     run.env["NEWSLETTER_SENDGRID_BATCH_SIZE"] = "5"
+    run.env["NEWSLETTER_DELIVERY_CONCURRENCY"] = "1"  # the second request is the second batch
     errors = [{"message": "The from address does not match a verified Sender Identity.",
                "field": "from", "help": "https://sendgrid.com/docs/for-developers/"}]
     sendgrid.faults = lambda n, body: (400, errors) if n == 2 else None
     result = run("send", ISSUE, "--yes")
     assert result.exit_code == 3
     assert "sent 7, failed 5, invalid 0, unknown 0" in result.stdout
-    failed = sqlite3.connect(audience).execute(
-        "SELECT DISTINCT error FROM deliveries WHERE status = 'failed'").fetchall()
+    failed = query(audience, "SELECT DISTINCT error FROM deliveries WHERE status = 'failed'")
     assert failed == [("SendGrid answered 400: The from address does not match a verified "
                        "Sender Identity. (field: from)",)]
 
 
-def test_sendgrid_401_stops_without_marking_anyone(run, audience, sendgrid):
+def test_sendgrid_401_stops_without_marking_anyone(run, engine, audience, sendgrid):
     run.env["SENDGRID_API_KEY"] = "SG.wrong"
     result = run("send", ISSUE, "--yes")
     assert result.exit_code == 4  # a key SendGrid refuses is a configuration error

@@ -8,22 +8,21 @@ import sqlite3
 import sys
 from datetime import UTC, datetime
 
-from pipeline.store import connect
+from pipeline.store import connect, transaction
 
 ISSUE = "2023-12-07-ai-productivity-09"
 ROUNDUP = "2023-03-19-ai-weekly-roundup"
 
 
-def populate(db_path, count: int, domain: str = "example.com") -> None:
-    """``count`` synthetic subscribers, written straight into the real database."""
-    db = connect(db_path)
-    with db:
-        db.execute("BEGIN")
+def populate(database, count: int, domain: str = "example.com") -> None:
+    """``count`` synthetic subscribers, written straight into the real database (a
+    SQLite file or a PostgreSQL URL)."""
+    db = connect(database)
+    with transaction(db):
         db.executemany(
             "INSERT INTO subscribers (email, email_key, name, created_at, updated_at) "
             "VALUES (?, ?, ?, '2023-01-01', '2023-01-01')",
-            ((f"reader{n}@{domain}", f"reader{n}@{domain}", f"读者{n}") for n in range(count)))
-        db.execute("COMMIT")
+            [(f"reader{n}@{domain}", f"reader{n}@{domain}", f"读者{n}") for n in range(count)])
     db.close()
 
 

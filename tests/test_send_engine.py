@@ -3,7 +3,6 @@ no CLI, no patching, no server."""
 
 from __future__ import annotations
 
-import sqlite3
 from email import message_from_bytes
 
 from pipeline.config import load_config
@@ -15,14 +14,15 @@ from tests.conftest import NOW, SECRET
 ISSUE = "2023-12-07-ai-productivity-09"
 
 
-def test_send_issue_delivers_through_an_injected_provider_exactly_once(project, audience):
-    config = load_config(project / "newsletter.toml", env={"NEWSLETTER_SECRET": SECRET})
+def test_send_issue_delivers_through_an_injected_provider_exactly_once(project, engine,
+                                                                      audience):
+    config = load_config(project / "newsletter.toml",
+                         env={"NEWSLETTER_SECRET": SECRET, **engine.env})
     refused = "chen.mo@example.com"
     provider = MemoryProvider(config, outcomes={refused: Outcome(FAILED, error="550 no mailbox")})
     report = send_issue(project / "issues" / ISSUE, config, provider, Runtime(clock=lambda: NOW))
 
-    everyone = {email for (email,) in sqlite3.connect(audience).execute(
-        "SELECT email FROM subscribers")}
+    everyone = {email for (email,) in engine.query("SELECT email FROM subscribers")}
     assert len(everyone) == 12
     assert sorted(address for address, _ in provider.sent) == sorted(everyone - {refused})
     assert report.done and report.counts["sent"] == len(everyone) - 1

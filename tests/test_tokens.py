@@ -400,7 +400,8 @@ def test_a_link_of_version_0_1_0_is_refused_unless_genuine_canonical_and_of_this
 def test_migration_3_gives_every_reader_a_ref_of_their_own(tmp_path):
     path = tmp_path / "old.db"
     old = sqlite3.connect(path, isolation_level=None)
-    old.executescript(f"{MIGRATIONS[0]}; {MIGRATIONS[1]}; PRAGMA user_version = 2;")
+    old.executescript(f"{MIGRATIONS[0].sqlite}; {MIGRATIONS[1].sqlite}; "
+                    "PRAGMA user_version = 2;")
     old.executemany(
         "INSERT INTO subscribers (id, email, email_key, name, status, created_at, updated_at, "
         "unsubscribed_at, unsubscribe_source) VALUES (?, ?, ?, ?, ?, 't', 't', ?, ?)",
@@ -409,7 +410,7 @@ def test_migration_3_gives_every_reader_a_ref_of_their_own(tmp_path):
          (9, "c@example.com", "c@example.com", "C", "active", None, None)])
     old.close()
     db = connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     rows = db.execute("SELECT id, email, email_key, name, status, unsubscribed_at, "
                       "unsubscribe_source, ref FROM subscribers ORDER BY id").fetchall()
     assert [tuple(r)[:7] for r in rows] == [
@@ -427,3 +428,23 @@ def test_migration_3_gives_every_reader_a_ref_of_their_own(tmp_path):
         with pytest.raises(sqlite3.IntegrityError):
             db.execute("UPDATE subscribers SET ref = ? WHERE id = 9", (ref,))
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_no_new_token_begins_with_a_dash_and_an_older_one_goes_after_two(run, audience):
+    """base64url has '-': a token beginning with it looks like an option to a command
+    line, so no new ref makes one; one made before goes after `--`."""
+    import sqlite3
+
+    from pipeline.audience.tokens import encode, new_ref
+
+    assert not any(encode(new_ref()).startswith("-") for _ in range(5000))  # 1 in 64 before
+    db = sqlite3.connect(audience)
+    db.execute("UPDATE subscribers SET ref = ? WHERE email_key = 'lin.xiaoyu@example.com'",
+               (b"\xfb" + b"\x00" * 11,))  # base64url of 0xfb… begins with '-'
+    db.commit()
+    db.close()
+    token = token_of(audience, "lin.xiaoyu@example.com")
+    assert token.startswith("-")
+    result = run("audience", "unsubscribe", "--", token)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "lin.xiaoyu@example.com: unsubscribed\n"

@@ -4,8 +4,6 @@ problem with its line) and export (cells a spreadsheet would run as formulas as 
 from __future__ import annotations
 
 import csv
-import json
-import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,7 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..errors import PipelineError, Problem, ProblemsError, display_path
-from ..store import transaction
+from ..store import Database, transaction
 from .addresses import email_problem, name_problem, shown
 from .csv_formats import LEFT, SKIPPED, SUPPRESSED, Columns, ColumnsError, columns_for
 from .csv_text import Encoding, StrictReader, cell_limit, detect_encoding
@@ -69,7 +67,7 @@ def _counted(reasons: Counter[str]) -> str:
     return ", ".join(f"{n} {reason}" for reason, n in reasons.items())
 
 
-def import_csv(db: sqlite3.Connection, path: Path, now: datetime, encoding: str | None = None,
+def import_csv(db: Database, path: Path, now: datetime, encoding: str | None = None,
                mapping: dict[str, str] | None = None) -> ImportReport:
     """Import a CSV of readers, or refuse it whole (ProblemsError with every problem of
     its shape: a stray quote, a row with a cell too many, a header naming a column
@@ -130,7 +128,7 @@ def _read_as(columns: Columns, encoding: Encoding, delimiter: str) -> str:
     return ", ".join(said)
 
 
-def _import_row(db: sqlite3.Connection, columns: Columns, cells: list[str], path: str,
+def _import_row(db: Database, columns: Columns, cells: list[str], path: str,
                 line: int, now: datetime, report: ImportReport) -> None:
     reader = columns.read(cells)
     email, name = reader.email, restored(reader.name)
@@ -189,11 +187,11 @@ def restored(cell: str) -> str:
     return cell[1:] if cell.startswith("'") and cell[1:].startswith(_FORMULA_START) else cell
 
 
-def export_csv(db: sqlite3.Connection, handle: TextIO) -> int:
+def export_csv(db: Database, handle: TextIO) -> int:
     """Every subscriber, with status and custom columns, as CSV on handle; how many."""
     keys: set[str] = set()
-    for (fields,) in db.execute("SELECT fields FROM subscribers"):
-        keys.update(json.loads(fields))
+    for sub in subscribers(db, "all"):  # a page at a time, on either database
+        keys.update(sub.fields)
     extra = sorted(keys)
     written = 0
     out = csv.writer(handle)

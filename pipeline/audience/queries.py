@@ -7,14 +7,13 @@ snapshot and claims use its definition of the sendable audience.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..config import Config
 from ..errors import PipelineError
-from ..store import transaction
+from ..store import Database, transaction
 from .addresses import email_problem, name_problem
 from .tokens import Claim, Signer, TokenError, new_ref, signer_for
 
@@ -38,14 +37,14 @@ class Subscriber:
         return f"{self.email}\t{self.name}\t{state}"
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Subscriber:
+    def from_row(cls, row) -> Subscriber:
         keys = row.keys()
         return cls(row["id"], row["email"], row["name"], json.loads(row["fields"]),
                    row["status"], row["reason"] if "reason" in keys else None,
                    row["ref"] if "ref" in keys else b"")
 
 
-def upsert(db: sqlite3.Connection, email: str, name: str, fields: dict[str, str],
+def upsert(db: Database, email: str, name: str, fields: dict[str, str],
            now: datetime, left: bool = False) -> str:
     """Add or update one subscriber; says added, updated, unchanged or kept_unsubscribed,
     or left: ``left`` (the reader unsubscribed elsewhere, an export says) records them
@@ -83,29 +82,30 @@ def upsert(db: sqlite3.Connection, email: str, name: str, fields: dict[str, str]
 # The rows of the file being imported, by address: a later row of the same address is a
 # duplicate. A table of the connection's own (TEMP), so that a file of millions of rows
 # does not hold them in memory. The caller holds the transaction.
-def begin_import(db: sqlite3.Connection) -> None:
+def begin_import(db: Database) -> None:
     db.execute("CREATE TEMP TABLE IF NOT EXISTS imported_rows (email_key TEXT PRIMARY KEY, "
                "line INTEGER NOT NULL, outcome TEXT NOT NULL)")
-    db.execute("DELETE FROM temp.imported_rows")
+    db.execute("DELETE FROM imported_rows")
 
 
-def imported_row(db: sqlite3.Connection, email: str) -> tuple[int, str] | None:
+def imported_row(db: Database, email: str) -> tuple[int, str] | None:
     """The line and outcome of the file's earlier row of this address, if any."""
-    row = db.execute("SELECT line, outcome FROM temp.imported_rows WHERE email_key = ?",
+    row = db.execute("SELECT line, outcome FROM imported_rows WHERE email_key = ?",
                      (email.lower(),)).fetchone()
     return (row["line"], row["outcome"]) if row else None
 
 
-def note_imported_row(db: sqlite3.Connection, email: str, line: int, outcome: str) -> None:
-    db.execute("INSERT OR REPLACE INTO temp.imported_rows (email_key, line, outcome) "
-               "VALUES (?, ?, ?)", (email.lower(), line, outcome))
+def note_imported_row(db: Database, email: str, line: int, outcome: str) -> None:
+    db.execute("INSERT INTO imported_rows (email_key, line, outcome) VALUES (?, ?, ?) "
+               "ON CONFLICT (email_key) DO UPDATE SET line = excluded.line, "
+               "outcome = excluded.outcome", (email.lower(), line, outcome))
 
 
-def end_import(db: sqlite3.Connection) -> None:
-    db.execute("DROP TABLE IF EXISTS temp.imported_rows")
+def end_import(db: Database) -> None:
+    db.execute("DROP TABLE IF EXISTS imported_rows")
 
 
-def add(db: sqlite3.Connection, email: str, name: str, now: datetime) -> str:
+def add(db: Database, email: str, name: str, now: datetime) -> str:
     """Add or update one subscriber; a stored address that is this one but for white
     space around it (it got in before addresses were checked) is corrected in place, so
     that the reader keeps their history and `send --resend-failed` reaches them."""
@@ -119,14 +119,14 @@ def add(db: sqlite3.Connection, email: str, name: str, now: datetime) -> str:
         return upsert(db, email, name, {}, now)
 
 
-def correct_address(db: sqlite3.Connection, email: str, now: datetime) -> bool:
+def correct_address(db: Database, email: str, now: datetime) -> bool:
     """Replace a stored address that differs from ``email`` only by surrounding white
     space (a trailing line break, say). The caller holds the transaction."""
     key = email.lower()
     if db.execute("SELECT 1 FROM subscribers WHERE email_key = ?", (key,)).fetchone():
         return False
-    row = db.execute("SELECT id FROM subscribers WHERE lower(trim(email, ' ' || char(9, 10, "
-                     "11, 12, 13))) = ? ORDER BY id LIMIT 1", (key,)).fetchone()
+    row = db.execute("SELECT id FROM subscribers WHERE lower(trim(email, ?)) = ? "
+                     "ORDER BY id LIMIT 1", (" \t\n\v\f\r", key)).fetchone()
     if row is None:
         return False
     db.execute("UPDATE subscribers SET email = ?, email_key = ?, updated_at = ? WHERE id = ?",
@@ -134,7 +134,7 @@ def correct_address(db: sqlite3.Connection, email: str, now: datetime) -> bool:
     return True
 
 
-def unsubscribe(db: sqlite3.Connection, email: str, now: datetime, source: str) -> bool:
+def unsubscribe(db: Database, email: str, now: datetime, source: str) -> bool:
     """Mark a subscriber unsubscribed, keeping the row and its history. True if it changed."""
     with transaction(db):
         row = db.execute("SELECT id, status FROM subscribers WHERE email_key = ?",
@@ -150,7 +150,7 @@ def unsubscribe(db: sqlite3.Connection, email: str, now: datetime, source: str) 
         return True
 
 
-def unsubscribe_address(db: sqlite3.Connection, email: str, now: datetime, source: str) -> None:
+def unsubscribe_address(db: Database, email: str, now: datetime, source: str) -> None:
     """Unsubscribe a reader; an address not in the audience is suppressed instead, so
     that it is never added back. Repeating it changes nothing."""
     try:
@@ -160,12 +160,12 @@ def unsubscribe_address(db: sqlite3.Connection, email: str, now: datetime, sourc
             suppress(db, email, "unsubscribe", source, now)
 
 
-def suppress(db: sqlite3.Connection, email: str, reason: str, source: str,
+def suppress(db: Database, email: str, reason: str, source: str,
              now: datetime) -> bool:
     """Never send to this address again (a bounce, a complaint, an unknown address that
     asked to leave). True if it was new. The caller holds the transaction."""
-    return db.execute("INSERT OR IGNORE INTO suppressions (email_key, reason, source, "
-                      "created_at) VALUES (?, ?, ?, ?)",
+    return db.execute("INSERT INTO suppressions (email_key, reason, source, created_at) "
+                      "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                       (email.lower(), reason, source, now.isoformat())).rowcount > 0
 
 
@@ -182,38 +182,49 @@ def reader_of(subscriber_id: str) -> str:
     return f"JOIN subscribers s ON s.id = {subscriber_id} {SUPPRESSION}"
 
 
-def skip_reason(row: sqlite3.Row) -> str | None:
+def skip_reason(row) -> str | None:
     """Why a reader selected by READER may not be sent to now, or None."""
     if row["reason"]:
         return f"suppressed: {row['reason']}"
     return "unsubscribed" if row["status"] != "active" else None
 _SELECT = f"SELECT s.*, p.reason {AUDIENCE}"
-WHERE = {
-    "active": "WHERE s.status = 'active' AND p.email_key IS NULL",
-    "unsubscribed": "WHERE s.status = 'unsubscribed'",
-    "suppressed": "WHERE p.email_key IS NOT NULL",
-    "all": "",
+MATCHES = {
+    "active": "s.status = 'active' AND p.email_key IS NULL",
+    "unsubscribed": "s.status = 'unsubscribed'",
+    "suppressed": "p.email_key IS NOT NULL",
+    "all": "1 = 1",
 }
+WHERE = {status: f"WHERE {condition}" for status, condition in MATCHES.items()}
 
 
-def subscribers(db: sqlite3.Connection, status: str = "active") -> Iterator[Subscriber]:
-    """Streams subscribers in id order; never loads the list into memory."""
-    for row in db.execute(f"{_SELECT} {WHERE[status]} ORDER BY s.id"):
-        yield Subscriber.from_row(row)
+PAGE = 1000  # readers read at a time
 
 
-def subscriber_by_ref(db: sqlite3.Connection, ref: bytes) -> Subscriber | None:
+def subscribers(db: Database, status: str = "active") -> Iterator[Subscriber]:
+    """Streams subscribers in id order, a page at a time (by id, not by offset); never
+    loads the list into memory."""
+    after = 0
+    while True:
+        rows = db.execute(f"{_SELECT} WHERE s.id > ? AND {MATCHES[status]} ORDER BY s.id "
+                          f"LIMIT {PAGE}", (after,)).fetchall()
+        yield from map(Subscriber.from_row, rows)
+        if len(rows) < PAGE:
+            return
+        after = rows[-1]["id"]
+
+
+def subscriber_by_ref(db: Database, ref: bytes) -> Subscriber | None:
     """The reader whose ref this is (an unsubscribe token names them so), or None."""
     row = db.execute(f"{_SELECT} WHERE s.ref = ?", (ref,)).fetchone()
     return Subscriber.from_row(row) if row else None
 
 
-def subscriber_by_email(db: sqlite3.Connection, email: str) -> Subscriber | None:
+def subscriber_by_email(db: Database, email: str) -> Subscriber | None:
     row = db.execute(f"{_SELECT} WHERE s.email_key = ?", (email.lower(),)).fetchone()
     return Subscriber.from_row(row) if row else None
 
 
-def refs_of(db: sqlite3.Connection, emails: list[str]) -> dict[str, bytes]:
+def refs_of(db: Database, emails: list[str]) -> dict[str, bytes]:
     """The refs of those of these addresses that are readers, by lower-cased address."""
     keys = [email.lower() for email in emails]
     marks = ", ".join("?" * len(keys))
@@ -221,7 +232,7 @@ def refs_of(db: sqlite3.Connection, emails: list[str]) -> dict[str, bytes]:
         f"SELECT email_key, ref FROM subscribers WHERE email_key IN ({marks})", keys)}
 
 
-def count(db: sqlite3.Connection) -> dict[str, int]:
+def count(db: Database) -> dict[str, int]:
     return {status: db.execute(f"SELECT count(*) {AUDIENCE} {WHERE[status]}").fetchone()[0]
             for status in STATUSES}
 
@@ -229,14 +240,14 @@ def count(db: sqlite3.Connection) -> dict[str, int]:
 # --- unsubscribe tokens: whom a genuine one names ------------------------------------
 
 
-def find_reader(db: sqlite3.Connection, claim: Claim) -> Subscriber | None:
+def find_reader(db: Database, claim: Claim) -> Subscriber | None:
     """The subscriber a verified token names, or None (a reader deleted from the
     database)."""
     return (subscriber_by_ref(db, claim.ref) if claim.ref
             else subscriber_by_email(db, claim.email))
 
 
-def token_for(db: sqlite3.Connection, signer: Signer, email: str) -> str:
+def token_for(db: Database, signer: Signer, email: str) -> str:
     """The token of a reader's unsubscribe link, by their address (for tests and
     support); PipelineError if the address is not in the audience."""
     reader = subscriber_by_email(db, email)
@@ -245,7 +256,7 @@ def token_for(db: sqlite3.Connection, signer: Signer, email: str) -> str:
     return signer.token(reader.ref)
 
 
-def address_of(db: sqlite3.Connection, token_or_email: str, config: Config) -> str:
+def address_of(db: Database, token_or_email: str, config: Config) -> str:
     """The address an unsubscribe request names: as written, or that of the reader its
     token names (the subject of a mailto: unsubscribe holds the token)."""
     text = token_or_email.strip()

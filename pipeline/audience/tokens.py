@@ -54,8 +54,12 @@ class TokenError(ValueError):
 def new_ref() -> bytes:
     """A reader's ref: random, so that it tells nothing of the address, the order of
     sign-up or the size of the audience. (The database gives one of its own to a row
-    inserted by other means.)"""
-    return secrets.token_bytes(REF_BYTES)
+    inserted by other means.) Never one whose token begins with "-" (base64url's 62nd
+    character): a command line would take that token for an option."""
+    while True:
+        ref = secrets.token_bytes(REF_BYTES)
+        if ref[0] >> 2 != 62:
+            return ref
 
 
 def encode(data: bytes) -> str:

@@ -8,7 +8,6 @@ max_lateness past send_at is refused unless its send had already started.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 from ..config import Config
 from ..errors import ConfigError, ExitStatus, PipelineError, Problem, display_path
 from ..issue import issue_folders, issue_ids
-from ..store import connect
+from ..store import Database, connect
 from .ledger import Ledger
 from .lock import SendLock
 from .providers import Provider
@@ -75,7 +74,7 @@ def send_now(folder: Path, config: Config, provider: Provider, rt: Runtime,
         return send_issue(folder, config, provider, rt, resend_unknown, prepared)
 
 
-def due_issues(config: Config, db: sqlite3.Connection, now: datetime
+def due_issues(config: Config, db: Database, now: datetime
                ) -> tuple[list[IssueState], list[IssueState], list[IssueState]]:
     """(to send, oldest first; refused as too late; unreadable) for `send --due`.
 

@@ -1,11 +1,38 @@
 """The send ledger: who of which issue was sent, when, by which provider, with which
 message id, or why not.
 
-A send snapshots its audience into per-recipient rows (pending). A batch is marked
-in-flight and committed *before* its request, and sent / failed after it. A row still
-in flight when a run starts belongs to a run that died mid-request: it becomes
-``unknown`` and is never sent again without an explicit decision. So nobody receives
-an issue twice, and nobody is forgotten.
+A send snapshots its audience into per-recipient rows (pending). A batch is claimed,
+marked in flight and committed, *before* its request, and sent / failed after it. A row
+in flight whose run is over belongs to a run that died mid-request: it becomes
+``unknown`` and is never sent again without an explicit decision (--resend-unknown). So
+nobody receives an issue twice, and nobody is forgotten.
+
+Which rows in flight are a dead run's. A run is one process sending one issue: a row of
+``runs`` (host, pid, start), and every row it claims names it (``deliveries.run``).
+
+- SQLite: one run at a time per database (the send lock, ``delivery.lock``). When a run
+  starts every other run is over, so every row in flight becomes unknown, as always.
+- PostgreSQL: several workers, on several machines, share a send. Each claims its
+  batches with ``SELECT … FOR UPDATE SKIP LOCKED``, so no two take the same reader, and
+  no run waits for another's batch. "A row in flight when a run starts" no longer means
+  "a run died": it may be a live worker's batch at the provider. So a run holds a
+  session advisory lock on its id, taken when it starts, before its first claim, on the
+  connection it claims and records with. PostgreSQL itself lets go of it when that
+  session ends: the process exits, is killed (SIGKILL included), or its machine falls
+  silent (TCP keepalives: within 90 seconds, ``store.database``). A run is over exactly when
+  its lock is free (``pg_locks``), and a run's start marks unknown only the rows in flight
+  of runs that are over. No clocks are compared across machines and there is no lease
+  to renew during a long retry: the database server is the one witness of who is alive.
+  The last worker of a send closes it: when nothing is left to claim, the rows of runs
+  that are over are marked unknown then too, and the send is done once no live run
+  holds a row.
+
+  Two consequences, both on the safe side. A worker cut off from PostgreSQL (or whose
+  idle session a server setting ends) is over for the others while it may still be
+  delivering its batch: its rows become unknown, never pending, and it cannot record
+  them anyway (its connection is gone; the run stops). And session locks need a
+  session: point the workers at PostgreSQL itself or a pool in session mode, not a
+  transaction pool (PgBouncer's transaction mode).
 
 A send is keyed by the issue's id (``sends.issue``). A database written before issues
 had ids keyed sends by folder name: an id-less issue's derived id is its folder's name,
@@ -16,7 +43,8 @@ the issue is next sent.
 from __future__ import annotations
 
 import json
-import sqlite3
+import os
+import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -25,18 +53,31 @@ from typing import TypeVar
 
 from ..audience.addresses import invalid_reason
 from ..audience.queries import AUDIENCE, READER, WHERE, reader_of, skip_reason
-from ..errors import ExitStatus, PipelineError, display_path
-from ..store import is_busy, transaction
+from ..errors import ExitStatus, PipelineError
+from ..store import Database, database_errors, is_busy, transaction
 from .personalise import Recipient
 
 TERMINAL = ("sent", "failed", "invalid", "unknown", "skipped")
-_IN_IDS = "subscriber_id IN (SELECT value FROM json_each(?))"
+STATUSES = ("pending", "inflight", *TERMINAL)
+RUN_LOCKS = 0x6E6C5255  # PostgreSQL: a run's advisory lock is (RUN_LOCKS, run id)
+ORPHANED = "in flight when a run stopped: it may or may not have been delivered"
+
+# A batch's subscriber ids go as one JSON array: a batch is updated in one statement.
+_IN_IDS = {"sqlite": "subscriber_id IN (SELECT value FROM json_each(?))",
+           "postgresql": "subscriber_id IN (SELECT jsonb_array_elements_text(CAST(? AS "
+                         "jsonb))::bigint)"}
+# PostgreSQL: the run of row `d` is live, its session holding its lock in this database
+_LIVE = ("EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted "
+         "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+         f"AND l.classid::bigint = {RUN_LOCKS} AND l.objsubid = 2 "
+         "AND l.objid::bigint = d.run)")
+# The run of row `d` is over (the one parameter: this run's id). SQLite: one run at a
+# time (the send lock), so every run but this one is.
+_OVER = {"sqlite": "d.run IS NOT ?", "postgresql": f"d.run IS DISTINCT FROM ? AND NOT {_LIVE}"}
 
 
 def _ids(ids: Iterable[int]) -> str:
-    """Subscriber ids as one JSON array: a batch is updated in one statement."""
     return json.dumps(list(ids))
-STATUSES = ("pending", "inflight", *TERMINAL)
 
 
 @dataclass(frozen=True)
@@ -51,7 +92,7 @@ class SendRecord:
     finished_at: str | None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> SendRecord:
+    def from_row(cls, row) -> SendRecord:
         return cls(*(row[k] for k in ("id", "issue", "subject", "provider", "state", "total",
                                       "started_at", "finished_at")))
 
@@ -68,7 +109,7 @@ class LedgerBusy(PipelineError):
 
 
 class Ledger:
-    def __init__(self, db: sqlite3.Connection, patience: float = 0.0,
+    def __init__(self, db: Database, patience: float = 0.0,
                  pause: Callable[[float], None] = time.sleep,
                  stop: Callable[[], bool] = lambda: False,
                  log: Callable[[str], None] = lambda line: None):
@@ -78,8 +119,9 @@ class Ledger:
         self.cursor: dict[int, int] = {}  # send id -> the last subscriber id claimed
         self.patience, self.pause, self.stop, self.log = patience, pause, stop, log
         self.set_aside: list[tuple[str, str, str]] = []  # (status, email, why) at claims
-        if patience:  # SQLite's own wait is short: the retries below can be stopped
-            db.execute(f"PRAGMA busy_timeout = {int(min(patience, 1.0) * 1000)}")
+        self.run: int | None = None  # this run's id, from its start
+        if patience:  # the database's own wait is short: the retries below can be stopped
+            db.wait(min(patience, 1.0))
 
     def retrying(self, action: Callable[[], T], consequence: str) -> T:
         """``action()``, a whole write transaction, tried again while SQLite says the
@@ -89,7 +131,7 @@ class Ledger:
         while True:
             try:
                 return action()
-            except sqlite3.OperationalError as exc:
+            except database_errors() as exc:
                 if not is_busy(exc):
                     raise
                 now = time.monotonic()
@@ -109,8 +151,7 @@ class Ledger:
                 self.pause(min(0.5, deadline - now))
 
     def path(self) -> str:
-        row = self.db.execute("PRAGMA database_list").fetchone()
-        return display_path(row["file"]) if row and row["file"] else "database"
+        return self.db.name
 
     def find(self, issue: str, *former: str) -> SendRecord | None:
         """The send of the issue with this id, or one recorded under a former key of it
@@ -124,22 +165,34 @@ class Ledger:
     def start(self, issue: str, subject: str, provider: str, now: datetime,
               former: Sequence[str] = ()) -> tuple[SendRecord, int]:
         """The issue's send, created with its audience snapshot on first use (or found
-        under a former key, and re-keyed to the id); and how many rows a dead run had
-        left in flight (now ``unknown``)."""
+        under a former key, and re-keyed to the id); and how many rows runs that are over
+        had left in flight (now ``unknown``). Begins this run first."""
+        self.retrying(lambda: self._begin_run(now), "nothing was sent")
         return self.retrying(lambda: self._start(issue, subject, provider, now, former),
                              "nothing was sent")
 
+    def _begin_run(self, now: datetime) -> None:
+        if self.run is not None:
+            return
+        with transaction(self.db):
+            run = self.db.execute("INSERT INTO runs (host, pid, started_at) VALUES (?, ?, ?) "
+                                  "RETURNING id", (socket.gethostname(), os.getpid(),
+                                                   now.isoformat())).fetchall()[0][0]
+        if self.db.dialect == "postgresql":  # held by this session until it ends
+            self.db.execute(f"SELECT pg_advisory_lock({RUN_LOCKS}, {int(run)})")
+        self.run = run
+
     def _start(self, issue: str, subject: str, provider: str, now: datetime,
                former: Sequence[str]) -> tuple[SendRecord, int]:
-        with transaction(self.db):
+        with transaction(self.db, serial=True):  # one start at a time: one snapshot
             known = self.find(issue, *former)
             if known is not None and known.issue != issue:
                 self.db.execute("UPDATE sends SET issue = ? WHERE id = ?", (issue, known.id))
             if known is None:
-                cursor = self.db.execute(
+                send_id = self.db.execute(
                     "INSERT INTO sends (issue, subject, provider, state, started_at) "
-                    "VALUES (?, ?, ?, 'sending', ?)", (issue, subject, provider, now.isoformat()))
-                send_id = cursor.lastrowid
+                    "VALUES (?, ?, ?, 'sending', ?) RETURNING id",
+                    (issue, subject, provider, now.isoformat())).fetchall()[0][0]
                 self.db.execute(
                     "INSERT INTO deliveries (send_id, subscriber_id, email, updated_at) "
                     f"SELECT ?, s.id, s.email, ? {AUDIENCE} {WHERE['active']}",
@@ -148,17 +201,22 @@ class Ledger:
                                 "WHERE send_id = ?) WHERE id = ?", (send_id, send_id))
             record = self.find(issue)
             assert record is not None
-            orphans = self.db.execute(
-                "UPDATE deliveries SET status = 'unknown', updated_at = ?, error = "
-                "'in flight when a run stopped: it may or may not have been delivered' "
-                "WHERE send_id = ? AND status = 'inflight'",
-                (now.isoformat(), record.id)).rowcount
+            orphans = self._settle(record.id, now.isoformat())
             if orphans and record.state == "done":
                 self.db.execute("UPDATE sends SET state = 'sending' WHERE id = ?", (record.id,))
         return self.find(issue) or record, orphans
 
+    def _settle(self, send_id: int, stamp: str) -> int:
+        """Rows in flight of runs that are over become unknown; how many. The caller
+        holds the transaction."""
+        return self.db.execute(
+            f"UPDATE deliveries AS d SET status = 'unknown', updated_at = ?, error = ? "
+            f"WHERE d.send_id = ? AND d.status = 'inflight' AND {_OVER[self.db.dialect]}",
+            (stamp, ORPHANED, send_id, self.run)).rowcount
+
     def claim(self, send_id: int, size: int, now: datetime) -> list[Recipient]:
-        """The next batch of pending recipients, marked in flight and committed.
+        """The next batch of pending recipients, marked in flight by this run and
+        committed; on PostgreSQL rows another worker is claiming are passed over.
 
         Whoever unsubscribed or was suppressed since the snapshot is skipped here, and an
         address that cannot be sent to (it got in before addresses were checked) is set
@@ -178,7 +236,8 @@ class Ledger:
             rows = self.db.execute(
                 f"SELECT d.subscriber_id, {READER} FROM deliveries d "
                 f"{reader_of('d.subscriber_id')} WHERE d.send_id = ? AND d.subscriber_id > ? "
-                "AND d.status = 'pending' ORDER BY d.subscriber_id LIMIT ?",
+                "AND d.status = 'pending' ORDER BY d.subscriber_id LIMIT ?"
+                + self.db.sql(sqlite="", postgresql=" FOR UPDATE OF d SKIP LOCKED"),
                 (send_id, after, size)).fetchall()
             aside, batch = [], []
             for row in rows:
@@ -190,11 +249,14 @@ class Ledger:
                     aside.append((status, why, stamp, send_id, row["subscriber_id"]))
                 else:
                     batch.append(_recipient(row))
-            self.db.executemany("UPDATE deliveries SET status = ?, error = ?, updated_at = ? "
-                                "WHERE send_id = ? AND subscriber_id = ?", aside)
+            if aside:
+                self.db.executemany("UPDATE deliveries SET status = ?, error = ?, "
+                                    "updated_at = ? WHERE send_id = ? AND subscriber_id = ?",
+                                    aside)
             self.db.execute("UPDATE deliveries SET status = 'inflight', attempts = attempts + 1, "
-                            f"updated_at = ? WHERE send_id = ? AND {_IN_IDS}",
-                            (stamp, send_id, _ids(r.id for r in batch)))
+                            f"run = ?, updated_at = ? WHERE send_id = ? AND "
+                            f"{_IN_IDS[self.db.dialect]}",
+                            (self.run, stamp, send_id, _ids(r.id for r in batch)))
         if rows:  # only once committed: a claim tried again must see the same rows
             self.cursor[send_id] = rows[-1]["subscriber_id"]
         emails = {row["subscriber_id"]: row["email"] for row in rows}
@@ -225,7 +287,7 @@ class Ledger:
             for (status, message_id, error), ids in groups.items():
                 self.db.execute(
                     "UPDATE deliveries SET status = ?, message_id = ?, error = ?, provider = ?, "
-                    f"updated_at = ? WHERE send_id = ? AND {_IN_IDS}",
+                    f"updated_at = ? WHERE send_id = ? AND {_IN_IDS[self.db.dialect]}",
                     (status, message_id or None, error or None, provider, stamp, send_id,
                      _ids(ids)))
 
@@ -246,12 +308,13 @@ class Ledger:
     def requeue(self, send_id: int, statuses: Sequence[str], now: datetime) -> int:
         """Recipients with these outcomes back to pending, on an operator's decision
         (--resend-unknown, --resend-failed); how many."""
+        marks = ", ".join("?" * len(statuses))
+
         def requeue() -> int:
-            with transaction(self.db):
+            with transaction(self.db, serial=True):
                 count = self.db.execute(
                     "UPDATE deliveries SET status = 'pending', updated_at = ? WHERE send_id = ? "
-                    "AND status IN (SELECT value FROM json_each(?))",
-                    (now.isoformat(), send_id, json.dumps(list(statuses)))).rowcount
+                    f"AND status IN ({marks})", (now.isoformat(), send_id, *statuses)).rowcount
                 if count:
                     self.db.execute("UPDATE sends SET state = 'sending', finished_at = NULL "
                                     "WHERE id = ?", (send_id,))
@@ -261,34 +324,69 @@ class Ledger:
         return self.retrying(requeue, "nobody was queued again, and nothing was sent")
 
     def finish_if_done(self, send_id: int, now: datetime) -> bool:
+        """True when the send needs nothing more of this run: it is done, and marked so,
+        or (PostgreSQL) all that is left is in flight in other live workers, the last of
+        which marks it done."""
         return self.retrying(lambda: self._finish_if_done(send_id, now),
                              "the send's state could not be recorded")
 
     def _finish_if_done(self, send_id: int, now: datetime) -> bool:
-        with transaction(self.db):
-            open_rows = self.db.execute(
-                "SELECT count(*) FROM deliveries WHERE send_id = ? AND status IN "
-                "('pending', 'inflight')", (send_id,)).fetchone()[0]
-            if open_rows:
+        with transaction(self.db, serial=True):  # a requeue in between is not overwritten
+            orphans = self._settle(send_id, now.isoformat())
+            if orphans:
+                self.log(f"{orphans} recipients were in flight in a run that stopped; marked "
+                         "unknown (see `newsletter status`; resend with --resend-unknown)")
+            found = self.counts(send_id)
+            if found["pending"]:
                 return False
+            if found["inflight"]:
+                elsewhere = self.in_flight_elsewhere(send_id)
+                if elsewhere:
+                    self.log(f"{elsewhere} recipients are in flight in other workers; the "
+                             "last of them to finish completes the send")
+                return elsewhere == found["inflight"]
             self.db.execute("UPDATE sends SET state = 'done', finished_at = coalesce("
                             "finished_at, ?) WHERE id = ?", (now.isoformat(), send_id))
             return True
+
+    def in_flight_elsewhere(self, send_id: int) -> int:
+        """Rows in flight in other live runs (on SQLite there are none: one run at a
+        time)."""
+        if self.db.dialect == "sqlite":
+            return 0
+        return self.db.execute(
+            "SELECT count(*) FROM deliveries d WHERE d.send_id = ? AND d.status = 'inflight' "
+            f"AND d.run IS DISTINCT FROM ? AND {_LIVE}", (send_id, self.run)).fetchone()[0]
 
     def counts(self, send_id: int) -> dict[str, int]:
         found = dict(self.db.execute("SELECT status, count(*) FROM deliveries WHERE send_id = ? "
                                      "GROUP BY status", (send_id,)).fetchall())
         return {status: found.get(status, 0) for status in STATUSES}
 
+    def counts_after_run(self, send_id: int) -> dict[str, int]:
+        """The counts as this run leaves the send. A row still in flight that no live run
+        is delivering any more (this run's, or a run's that is over) is unknown (the next
+        run marks it so); other live workers' rows stay ``inflight``."""
+        counts = self.counts(send_id)
+        elsewhere = self.in_flight_elsewhere(send_id) if counts["inflight"] else 0
+        counts["unknown"] += counts["inflight"] - elsewhere
+        counts["inflight"] = elsewhere
+        return counts
+
     def first_pending(self, send_id: int) -> Recipient | None:
         """The next reader a send would go to (for the dry run's sample headers): the
         first pending one whose address can be sent to."""
-        rows = self.db.execute(
-            f"SELECT d.subscriber_id, {READER} FROM deliveries d "
-            f"{reader_of('d.subscriber_id')} WHERE d.send_id = ? AND d.status = 'pending' "
-            "ORDER BY d.subscriber_id", (send_id,))
-        row = next((row for row in rows if not invalid_reason(row["email"])), None)
-        return _recipient(row) if row else None
+        after = 0
+        while True:
+            rows = self.db.execute(
+                f"SELECT d.subscriber_id, {READER} FROM deliveries d "
+                f"{reader_of('d.subscriber_id')} WHERE d.send_id = ? AND d.status = 'pending' "
+                "AND d.subscriber_id > ? ORDER BY d.subscriber_id LIMIT 1000",
+                (send_id, after)).fetchall()
+            row = next((row for row in rows if not invalid_reason(row["email"])), None)
+            if row or len(rows) < 1000:
+                return _recipient(row) if row else None
+            after = rows[-1]["subscriber_id"]
 
     # What a provider counts against a daily quota: accepted, in flight, or maybe
     _USED = "status IN ('sent', 'inflight', 'unknown') AND updated_at >= ?"
@@ -310,12 +408,12 @@ class Ledger:
             "SELECT provider, count(*) FROM deliveries WHERE send_id = ? AND status = 'sent' "
             "GROUP BY provider ORDER BY count(*) DESC", (send_id,)).fetchall())
 
-    def rows(self, send_id: int, status: str) -> list[sqlite3.Row]:
+    def rows(self, send_id: int, status: str) -> list:
         return self.db.execute("SELECT * FROM deliveries WHERE send_id = ? AND status = ? "
                                "ORDER BY subscriber_id", (send_id, status)).fetchall()
 
 
-def _recipient(row: sqlite3.Row) -> Recipient:
+def _recipient(row) -> Recipient:
     fields = row["fields"]
     return Recipient(row["subscriber_id"], row["email"], row["name"],
                      json.loads(fields) if fields != "{}" else {}, row["ref"])

@@ -1,7 +1,8 @@
-"""One sender at a time per database: an exclusive flock beside it.
+"""One sender at a time per SQLite database: an exclusive flock beside it.
 
 The kernel drops the lock when its process dies, SIGKILL included, so a crash never
-leaves a stale lock behind."""
+leaves a stale lock behind. A PostgreSQL database has no such lock: any number of runs,
+on any number of machines, share its sends (``delivery.ledger`` says how)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,18 @@ import fcntl
 import os
 from pathlib import Path
 
+from ..store import is_url
+
 
 class SendLock:
-    def __init__(self, database: Path):
-        self.path = database.with_name(database.name + ".lock")
+    def __init__(self, database: Path | str):
+        self.path = None if is_url(database) else \
+            Path(database).with_name(Path(database).name + ".lock")
         self.fd: int | None = None
 
     def acquire(self) -> bool:
+        if self.path is None:  # PostgreSQL: shared by every run
+            return True
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -30,7 +36,7 @@ class SendLock:
 
     def holder(self) -> str:
         try:
-            return self.path.read_text().strip() or "?"
+            return self.path.read_text().strip() or "?" if self.path else "?"
         except OSError:
             return "?"
 

@@ -20,7 +20,7 @@ from ..config import Config
 from ..errors import ConfigError, DeliveryError, DeliveryStopped, PipelineError, display_path
 from ..issue import Issue, read_issue, record_id
 from ..render import render_issue, web_url
-from ..store import connect
+from ..store import connect, exists
 from .ledger import Ledger, LedgerBusy
 from .pace import DAY, DailyCap, Pace
 from .personalise import PreparedEmail, Recipient
@@ -159,13 +159,10 @@ def send_issue(folder: Path, config: Config, provider: Provider, rt: Runtime,
         report.problem = exc.format_message()
         rt.log(report.problem)
     finally:
-        counts = ledger.counts(record.id)
+        # a row this run leaves in flight is one nobody is delivering any more: unknown
+        counts = ledger.counts_after_run(record.id)
         ledger.db.close()
     report.stopped = rt.stop() or bool(report.problem)
-    # a row still in flight when the run ends is one nobody is delivering any more: its
-    # outcome is unknown (the next run marks it so)
-    counts["unknown"] += counts["inflight"]
-    counts["inflight"] = 0
     report.counts = counts
     return report
 
@@ -363,7 +360,7 @@ def send_test(folder: Path, config: Config, provider: Provider, addresses: list[
             raise PipelineError(f"{problem}; give --to a full address like you@example.com")
     _, email = prepare(folder, config, test=True)
     refs: dict[str, bytes] = {}
-    if config.database.exists():  # a reader's test has their own link; nobody else's works
+    if exists(config.database):  # a reader's test has their own link; nobody else's works
         db = connect(config.database)
         try:
             refs = audience.refs_of(db, addresses)

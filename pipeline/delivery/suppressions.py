@@ -6,13 +6,12 @@ that resumes after they left (the ledger checks each batch when it claims it).""
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import datetime
 
 from ..audience.queries import suppress
 from ..config import Config
 from ..errors import DeliveryError
-from ..store import transaction
+from ..store import Database, transaction
 
 # SendGrid endpoint (under /v3/suppression/) -> our reason
 KINDS = {"unsubscribes": "unsubscribe", "bounces": "bounce", "blocks": "block",
@@ -20,7 +19,7 @@ KINDS = {"unsubscribes": "unsubscribe", "bounces": "bounce", "blocks": "block",
 PAGE = 500  # SendGrid's largest page
 
 
-def sync_suppressions(db: sqlite3.Connection, config: Config, now: datetime,
+def sync_suppressions(db: Database, config: Config, now: datetime,
                       page_size: int = PAGE) -> dict[str, tuple[int, int]]:
     """For each kind: (addresses SendGrid listed, of which new to us)."""
     from python_http_client.exceptions import HTTPError

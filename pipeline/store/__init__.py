@@ -1,5 +1,21 @@
-"""The database: SQLite today, created and migrated by the program itself."""
+"""The database: SQLite (a file, the default) or PostgreSQL (a URL), created and
+migrated by the program itself."""
 
-from .database import connect, is_busy, migrate, transaction
+from .database import (
+    Database,
+    connect,
+    database_errors,
+    database_problem,
+    exists,
+    is_busy,
+    is_url,
+    migrate,
+    pending_migrations,
+    shown,
+    transaction,
+)
+from .migrations import MIGRATIONS, Migration
 
-__all__ = ["connect", "is_busy", "migrate", "transaction"]
+__all__ = ["MIGRATIONS", "Database", "Migration", "connect", "database_errors",
+           "database_problem", "exists", "is_busy", "is_url", "migrate", "pending_migrations",
+           "shown", "transaction"]

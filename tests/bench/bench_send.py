@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PUBLICATION = ROOT / "tests" / "fixtures" / "publication"
 ISSUE = "2023-12-07-ai-productivity-09"
 CONCURRENCY = 4  # SendGrid's default requests in flight
-SMTP_CONNECTIONS = 2  # SMTP's default connections
+SMTP_CONNECTIONS = 4  # SMTP's default connections
 
 
 def _project(count: int, port: int, extra: dict | None = None):

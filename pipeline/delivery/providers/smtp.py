@@ -19,7 +19,7 @@ from . import DEFERRED, FAILED, RETRY, SENT, UNKNOWN, Outcome, Provider
 
 class SMTPProvider(Provider):
     name = "smtp"
-    concurrency = 2  # connections: servers limit how many a client opens
+    concurrency = 4  # connections: a relay answers each message after a round trip
 
     def __init__(self, config):
         super().__init__(config)

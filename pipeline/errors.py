@@ -7,6 +7,8 @@ Every problem carries a path and, where it is known, a line, and prints as
 from __future__ import annotations
 
 import difflib
+import functools
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -127,11 +129,21 @@ class Problems:
 def display_path(path: str | Path) -> str:
     """A path as the user would type it: relative to the working folder when inside it,
     printable (a name's control characters shown escaped, never acted on)."""
-    path = Path(path)
     try:
-        return printable(str(path.resolve().relative_to(Path.cwd().resolve())))
+        cwd = os.getcwd()
+    except OSError:
+        cwd = ""
+    return _displayed(str(path), cwd)
+
+
+@functools.lru_cache(maxsize=4096)
+def _displayed(path: str, cwd: str) -> str:
+    """display_path, once per path and working folder (a read asks for the same few
+    paths hundreds of times, and each answer resolves links on the disk)."""
+    try:
+        return printable(str(Path(path).resolve().relative_to(Path(cwd).resolve())))
     except (ValueError, OSError):
-        return printable(str(path))
+        return printable(path)
 
 
 # Bidirectional overrides reorder what a terminal shows ("Trojan source")

@@ -142,24 +142,26 @@ def image_size(file: Path) -> tuple[int, int]:
             return im.size
 
 
-def image_problem(file: Path, size: int) -> str | None:
-    """Why an image (of size bytes) cannot go into an email, or None."""
+def image_problem(file: Path, size: int) -> tuple[str | None, tuple[int, int]]:
+    """Why an image (of size bytes) cannot go into an email, or None; and its width and
+    height (read from its header once)."""
     from PIL import Image as PILImage
     from PIL import UnidentifiedImageError
 
     pixels = (f"has more than {MAX_IMAGE_PIXELS // 1_000_000} megapixels; export it smaller, "
               "1200 px wide is plenty for email")
     if too_large(size, "image"):
-        return f"is {too_large(size, 'image')}; export it smaller"
+        return f"is {too_large(size, 'image')}; export it smaller", (0, 0)
     try:
         width, height = image_size(file)
     except PILImage.DecompressionBombError:
-        return pixels
+        return pixels, (0, 0)
     except PermissionError:
-        return "cannot be read (permission denied); make it readable (chmod a+r)"
+        return "cannot be read (permission denied); make it readable (chmod a+r)", (0, 0)
     except (UnidentifiedImageError, OSError, ValueError):
-        return "is not a PNG, JPEG, GIF or WebP image that can be read; export it again"
-    return pixels if width * height > MAX_IMAGE_PIXELS else None
+        return ("is not a PNG, JPEG, GIF or WebP image that can be read; export it again",
+                (0, 0))
+    return (pixels if width * height > MAX_IMAGE_PIXELS else None), (width, height)
 
 
 # --- YAML ---------------------------------------------------------------------------

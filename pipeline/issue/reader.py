@@ -18,7 +18,6 @@ from . import commonmark
 from .files import (
     MAX_SECTIONS,
     image_problem,
-    image_size,
     name_problem,
     parse_yaml_mapping,
     read_text,
@@ -431,10 +430,9 @@ def _local_image(folder: Path, src: str, alt: str, path: Path, line: int, proble
         problems.add(shown, line, f"{key} '{src}' {problem}")
         return Image(src, alt, shown, line)
     size = file.stat().st_size
-    problem = image_problem(file, size)
+    problem, (width, height) = image_problem(file, size)
     if problem:
         problems.add(shown, line, f"{key} '{src}' {problem}")
         return Image(src, alt, shown, line)
-    width, height = image_size(file)
     return Image(src, alt, shown, line, asset=relative.as_posix(), width=width, height=height,
                  size=size)

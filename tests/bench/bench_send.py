@@ -68,6 +68,21 @@ def child(provider: str, count: int, port: int) -> None:
     shutil.rmtree(work)
 
 
+def worker(count: int, port: int, url: str) -> None:
+    """One of several `send` runs sharing a send in PostgreSQL at ``url`` (the readers
+    are there already); prints JSON: how many this worker sent."""
+    from datetime import UTC, datetime
+
+    work, config = _project(0, port, {"NEWSLETTER_DATABASE": url})
+    from pipeline.delivery.providers import make_provider
+    from pipeline.delivery.send import Runtime, send_issue
+
+    report = send_issue(work / "issues" / ISSUE, config, make_provider("sendgrid", config),
+                        Runtime(clock=lambda: datetime.now(UTC)))
+    print(json.dumps({"sent": report.outcomes["sent"], "ok": report.ok}))
+    shutil.rmtree(work)
+
+
 def reference_sendgrid(count: int, port: int) -> None:
     """The reference: request bodies for ``count`` readers built first (by our own
     provider, untimed), then only POSTed, CONCURRENCY at a time, over kept-alive
@@ -237,17 +252,49 @@ def memory(counts: tuple[int, ...]) -> None:
                   f"({result['rate']:,.0f}/s)")
 
 
+def workers(count: int, latency: float) -> None:
+    """Three workers on one PostgreSQL against one send on SQLite, same server."""
+    from tests.postgres import PostgresServer, binaries
+    from tests.test_schedule import populate
+
+    found = binaries()
+    if found is None:
+        print("PostgreSQL workers: skipped (apt-get install postgresql)")
+        return
+    print(f"{count:,} recipients, server answering after {latency * 1000:.0f} ms:")
+    with Server(latency) as port:
+        alone = run_child("child", "sendgrid", count, port)
+    with PostgresServer(found) as postgres, Server(latency) as port:
+        url = postgres.create_database()
+        populate(url, count)
+        start = time.perf_counter()
+        runs = [subprocess.Popen([sys.executable, __file__, "worker", str(count), str(port),
+                                  url], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+                for _ in range(3)]
+        results = [json.loads(run.communicate()[0].strip().splitlines()[-1]) for run in runs]
+        elapsed = time.perf_counter() - start
+    sent = [r["sent"] for r in results]
+    assert sum(sent) == count, sent
+    print(f"  SQLite, one send:          {alone['rate']:>8,.0f}/s")
+    print(f"  PostgreSQL, three workers: {count / elapsed:>8,.0f}/s (each sent {sent}), "
+          f"{count / elapsed / alone['rate']:.2f} of one on SQLite (start-up included)")
+
+
 def main() -> None:
     sendgrid(100_000)
     print()
     smtp(2_000)
     print()
     memory((100_000, 1_000_000) if "--big" in sys.argv else (100_000,))
+    print()
+    workers(100_000, 0.15)
 
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
-    if len(sys.argv) > 1 and sys.argv[1] in ("child", "reference_sendgrid", "reference_smtp"):
+    if len(sys.argv) > 1 and sys.argv[1] == "worker":
+        worker(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+    elif len(sys.argv) > 1 and sys.argv[1] in ("child", "reference_sendgrid", "reference_smtp"):
         globals()[sys.argv[1]](*([sys.argv[2]] if sys.argv[1] == "child" else []),
                                int(sys.argv[3]), int(sys.argv[4]))
     else:

@@ -113,6 +113,27 @@ def test_migrations_3_and_4_keep_an_older_databases_rows(pg):
     db.close()
 
 
+def test_a_serial_transaction_that_waits_too_long_leaves_the_connection_usable(pg_url):
+    """Three workers start one send: two wait for the first's snapshot; one whose wait
+    runs out tries again on a clean connection, not inside an aborted transaction."""
+    from pipeline.store.database import is_busy
+
+    holder, waiter = connect(pg_url), connect(pg_url, timeout=0.2)
+    try:
+        with transaction(holder, serial=True):
+            with pytest.raises(Exception) as waited:
+                with transaction(waiter, serial=True):
+                    pass
+            assert is_busy(waited.value)
+            assert not waiter.in_transaction
+            assert waiter.execute("SELECT 1").fetchone()[0] == 1
+        with transaction(waiter, serial=True):  # free now
+            assert waiter.execute("SELECT 2").fetchone()[0] == 2
+    finally:
+        holder.close()
+        waiter.close()
+
+
 def test_a_live_workers_rows_in_flight_are_never_marked_unknown_a_dead_ones_are(pg):
     populate(pg, 10)
     first, second = Ledger(connect(pg)), Ledger(connect(pg))

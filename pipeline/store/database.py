@@ -143,7 +143,12 @@ class transaction:
         self.db, self.serial = db, serial
 
     def __enter__(self) -> Database:
-        self.db.begin(self.serial)
+        try:
+            self.db.begin(self.serial)
+        except BaseException:  # the serial lock not had in time: no transaction left open
+            if self.db.in_transaction:
+                self.db.rollback()
+            raise
         return self.db
 
     def __exit__(self, kind, value, tb) -> None:

@@ -331,10 +331,15 @@ def snapshot(project: Path, outside: Path) -> dict[str, str]:
     return state
 
 
-# The child reports its own peak memory as it exits, on a pipe of its own.
-CHILD = ("import atexit, os, resource\n"
-         "atexit.register(lambda: os.write(int(os.environ['PEAK_FD']), b'%d' % "
-         "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))\n"
+# The child reports its own peak memory as it exits, on a pipe of its own: VmHWM, the
+# high-water mark of its own memory map (getrusage's ru_maxrss would start from the size
+# of the pytest process it was forked from).
+CHILD = ("import atexit, os\n"
+         "def peak():\n"
+         "    for line in open('/proc/self/status'):\n"
+         "        if line.startswith('VmHWM:'):\n"
+         "            return int(line.split()[1])\n"
+         "atexit.register(lambda: os.write(int(os.environ['PEAK_FD']), b'%d' % peak()))\n"
          "from pipeline.cli import main\n"
          "main()\n")
 

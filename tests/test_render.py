@@ -37,6 +37,15 @@ def test_head_keeps_the_reset_the_outlook_fonts_and_a_preheader_filler(kitchen_s
     assert hidden == issue.preheader + "\u034f\u200c\u00a0" * 50
 
 
+@pytest.mark.parametrize("folder", samples(), ids=lambda p: p.name)
+def test_opening_the_email_asks_no_third_party_for_fonts(folder: Path):
+    """MJML adds a Google Fonts @import and <link> for a font it knows by name (Roboto,
+    Open Sans…): every reader's client would ask Google on opening. None is named."""
+    html = render_sample(folder).html
+    assert "fonts.googleapis" not in html and "@import" not in html
+    assert not re.search(r"<link\b", html)
+
+
 def test_golden_files_exist_for_every_sample():
     assert sorted(p.name for p in GOLDEN.iterdir()) == [p.name for p in samples()]
 

@@ -133,14 +133,7 @@ def reference_sendgrid(count: int, port: int) -> None:
             assert response.status == 202, response.status
         connection.close()
 
-    start = time.perf_counter()
-    threads = [threading.Thread(target=post_all) for _ in range(CONCURRENCY)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - start
-    print(json.dumps({"rate": count / elapsed, "seconds": elapsed}))
+    timed_in_threads(post_all, CONCURRENCY, count)
     shutil.rmtree(work)
 
 
@@ -170,15 +163,20 @@ def reference_smtp(count: int, port: int) -> None:
                     to, raw = messages.pop()
                 connection.sendmail(config.sender.email, [to], raw)
 
+    timed_in_threads(send_all, SMTP_CONNECTIONS, count)
+    shutil.rmtree(work)
+
+
+def timed_in_threads(work, threads: int, count: int) -> None:
+    """Runs ``work`` on that many threads at once; prints JSON: count a second."""
     start = time.perf_counter()
-    threads = [threading.Thread(target=send_all) for _ in range(SMTP_CONNECTIONS)]
-    for thread in threads:
+    running = [threading.Thread(target=work) for _ in range(threads)]
+    for thread in running:
         thread.start()
-    for thread in threads:
+    for thread in running:
         thread.join()
     elapsed = time.perf_counter() - start
     print(json.dumps({"rate": count / elapsed, "seconds": elapsed}))
-    shutil.rmtree(work)
 
 
 def run_child(kind: str, provider: str, count: int, port: int) -> dict:

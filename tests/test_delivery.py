@@ -89,6 +89,18 @@ def test_sending_again_sends_nobody_twice(run, engine, audience, project):
     assert len(list((project / "outbox" / ISSUE).glob("*.eml"))) == READERS
 
 
+def test_sendgrid_substitutions_escape_names_for_html_only(run, project, sendgrid):
+    run("audience", "add", "tom@example.com", "--name", "<b>Tom & Jerry</b>")
+    run("audience", "add", "ann@example.com", "--name", "Ann")
+    assert run("send", ISSUE, "--yes").exit_code == 0
+    people = {p["to"][0]["email"]: p["substitutions"] for b in sendgrid.bodies
+              for p in b["personalizations"]}
+    tom, ann = people["tom@example.com"], people["ann@example.com"]
+    assert tom["%%name|读者朋友%%"] == "&lt;b&gt;Tom &amp; Jerry&lt;/b&gt;"
+    assert tom["%%text:name|读者朋友%%"] == "<b>Tom & Jerry</b>"
+    assert ann["%%name|读者朋友%%"] == ann["%%text:name|读者朋友%%"] == "Ann"
+
+
 def test_names_are_escaped_in_html_and_raw_in_text(run, project):
     run("audience", "add", "tom@example.com", "--name", "<b>Tom & Jerry</b>")
     assert run("send", ISSUE, "--yes").exit_code == 0

@@ -22,6 +22,7 @@ from . import FAILED, RETRY, SENT, UNKNOWN, Outcome, Provider
 
 GIVE_UP_AT = 16  # parts of a batch all refused without a field named: the request is wrong
 TEXT_KEY = "%%text:"  # the text part's placeholders get their own keys: values differ
+_MARKUP = re.compile(r"[&<>\"']")  # what html.escape changes
 
 
 def sendgrid_client(config):
@@ -62,7 +63,8 @@ class SendGridProvider(Provider):
         personalizations = []
         for message in messages:
             raw = {name: message.values.get(name, "") for name in fields}
-            escaped = {name: escape(value) for name, value in raw.items()}
+            escaped = {name: escape(value) if _MARKUP.search(value) else value
+                       for name, value in raw.items()}  # most values need no escaping
             substitutions = {key: (escaped if html else raw)[name] or fallback
                              for key, name, fallback, html in slots}
             to = {"email": message.recipient.email}

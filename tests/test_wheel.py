@@ -69,7 +69,7 @@ def test_the_installed_wheel_makes_a_publication_of_its_own(tmp_path):
         "-w", wheels, clone, cwd=tmp_path, env=env)
     (wheel,) = wheels.glob("newsletter_as_code-*-py3-none-any.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for name in ("pipeline/cli.py", "pipeline/templates/email/issue.mjml.j2",
+    for name in ("pipeline/cli/__init__.py", "pipeline/templates/email/issue.mjml.j2",
                  "pipeline/templates/email/sections/tips.mjml.j2",
                  "pipeline/templates/text/sections/default.txt.j2",
                  "pipeline/templates/web/unsubscribe.html.j2", "pipeline/editor/preview.html",

@@ -133,6 +133,7 @@ def test_the_installed_wheel_makes_a_publication_of_its_own(tmp_path):
                 or "__editable__" in p]
     assert any(Path(p).is_relative_to(site / "pipeline" / "templates" / "email") for p in opened)
     assert any(Path(p).is_relative_to(site / "pipeline" / "editor" / "starter") for p in opened)
-    assert any(Path(p).is_relative_to(site / "pipeline") and Path(p).name.startswith("cli.")
-               for p in opened)  # cli.py, or its .pyc that pip compiled
+    assert any(Path(p).is_relative_to(site / "pipeline" / "cli") and
+               Path(p).name.startswith("__init__.")
+               for p in opened)  # cli/__init__.py, or its .pyc that pip compiled
     print(f"wheel test: {time.monotonic() - started:.1f} s")

@@ -23,19 +23,19 @@ def ledger(project) -> dict[str, int]:
         db.close()
 
 
-@pytest.mark.parametrize("concurrency, expected", [("0", 4), ("1", 1), ("3", 3)])
+@pytest.mark.parametrize("concurrency, expected", [("0", 8), ("1", 1), ("3", 3)])
 def test_requests_are_in_flight_at_once(run, project, sendgrid, concurrency, expected):
-    """SendGrid's default is 4 requests in flight; [delivery] concurrency sets it."""
-    populate(project / ".newsletter" / "newsletter.db", 4000)
-    run.env.update({"NEWSLETTER_SENDGRID_BATCH_SIZE": "500",
+    """SendGrid's default is 8 requests in flight; [delivery] concurrency sets it."""
+    populate(project / ".newsletter" / "newsletter.db", 1600)
+    run.env.update({"NEWSLETTER_SENDGRID_BATCH_SIZE": "100",
                     "NEWSLETTER_DELIVERY_CONCURRENCY": concurrency})
     sendgrid.latency = 0.15
     result = run("send", ISSUE, "--yes")
     assert result.exit_code == 0, result.output
     assert sendgrid.max_in_flight == expected
-    assert sendgrid.requests == 8 and len(sendgrid.received) == 4000
+    assert sendgrid.requests == 16 and len(sendgrid.received) == 1600
     assert set(sendgrid.received.values()) == {1}
-    assert ledger(project) == {"sent": 4000}
+    assert ledger(project) == {"sent": 1600}
 
 
 def test_smtp_connections_in_flight_deliver_each_reader_once(run, project, smtp):

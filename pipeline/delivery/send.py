@@ -216,7 +216,7 @@ def deliver_all(ledger: Ledger, send_id: int, provider: Provider, email: Prepare
                         report.capped = cap.reached
                         break
                     cap.take(len(batch))
-                    senders.submit(Job(batch))
+                    senders.submit(Job(batch).personalise(email, provider))
                     busy += 1
                 if not busy:
                     break

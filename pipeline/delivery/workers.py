@@ -12,10 +12,10 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .pace import Pace
-from .personalise import PreparedEmail, Recipient
+from .personalise import Message, PreparedEmail, Recipient
 from .providers import Outcome, Provider
 
 STOPPED = "stopped"  # a job that waited for a retry and found the run stopping
@@ -27,6 +27,15 @@ class Job:
     attempt: int = 1
     delay: float = 0.0  # seconds to wait first (a retry's backoff)
     error: str = ""  # why it is tried again
+    messages: list[Message] = field(default_factory=list)  # the batch's, personalised
+    encoded: object = None  # the provider's request for them, made ahead
+
+    def personalise(self, email: PreparedEmail, provider: Provider) -> Job:
+        """The batch's messages and request made now, by the caller: the CPU work of
+        a request done before it is handed to a thread that only waits on the network."""
+        self.messages = [email.message(recipient) for recipient in self.batch]
+        self.encoded = provider.encode(self.messages)
+        return self
 
 
 Result = list[Outcome] | BaseException | str  # outcomes, what the provider raised, STOPPED
@@ -102,7 +111,8 @@ class Senders:
                 if self.stop():
                     return STOPPED
             self.pace.wait(len(job.batch))
-            messages = [self.email.message(recipient) for recipient in job.batch]
-            return provider.send(messages, self.clock())
+            if not job.messages:
+                job.personalise(self.email, provider)
+            return provider.send(job.messages, self.clock(), job.encoded)
         except BaseException as exc:  # noqa: BLE001 - the caller records, then raises it
             return exc

@@ -1,7 +1,8 @@
 """Providers deliver messages; they never render or personalise.
 
 One interface (Django's mail backends are the model): ``open()``, ``close()``, a
-context manager, and ``send(messages) -> outcomes``, one outcome per message, in order.
+context manager, and ``send(messages) -> outcomes``, one outcome per message, in order;
+``encode(messages)`` may make a request's body ahead of ``send``.
 Misconfiguration fails at construction, not at the first send.
 """
 
@@ -57,7 +58,17 @@ class Provider:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def send(self, messages: Sequence[Message], now: datetime) -> list[Outcome]:
+    def encode(self, messages: Sequence[Message]) -> object:
+        """The request for these messages made ahead, or None (``send`` makes it). The
+        send loop calls this between its claims, so that the threads sending requests
+        only wait on the network: Python runs one thread at a time, and a sender busy
+        encoding 1,000 readers would hold up the loop's next claim."""
+        return None
+
+    def send(self, messages: Sequence[Message], now: datetime,
+             encoded: object = None) -> list[Outcome]:
+        """One outcome per message, in order; ``encoded``: what ``encode`` made of
+        exactly these messages."""
         raise NotImplementedError
 
 

@@ -18,7 +18,8 @@ class MemoryProvider(Provider):
         self.sent: list[tuple[str, bytes]] = []  # (address, the full MIME message)
         self.outcomes = outcomes or {}  # an address's scripted outcome (default: sent)
 
-    def send(self, messages: Sequence[Message], now: datetime) -> list[Outcome]:
+    def send(self, messages: Sequence[Message], now: datetime,
+             encoded: object = None) -> list[Outcome]:
         results = []
         for message in messages:
             outcome = self.outcomes.get(message.recipient.email)

@@ -24,7 +24,8 @@ class OutboxProvider(Provider):
         super().__init__(config)
         self.root = config.outbox.path
 
-    def send(self, messages: Sequence[Message], now: datetime) -> list[Outcome]:
+    def send(self, messages: Sequence[Message], now: datetime,
+             encoded: object = None) -> list[Outcome]:
         """Each message written whole (a temporary file renamed into place) or not at all.
         A write that fails (disk full, read-only folder) stops the run: the messages
         written are the outcomes so far, the rest stay pending."""

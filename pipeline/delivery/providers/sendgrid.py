@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from html import escape
 from http.client import HTTPException
+from json.encoder import encode_basestring
 
 from ...errors import CredentialsError, DeliveryError
 from ..personalise import Message, PreparedEmail
@@ -23,6 +24,8 @@ from . import FAILED, RETRY, SENT, UNKNOWN, Outcome, Provider
 GIVE_UP_AT = 16  # parts of a batch all refused without a field named: the request is wrong
 TEXT_KEY = "%%text:"  # the text part's placeholders get their own keys: values differ
 _MARKUP = re.compile(r"[&<>\"']")  # what html.escape changes
+_NOT_IN_NAMES = re.compile(r"[;,]")
+_str = encode_basestring  # a str as a JSON string: json's own encoder (in C)
 
 
 def sendgrid_client(config):
@@ -41,7 +44,7 @@ def sendgrid_client(config):
 
 class SendGridProvider(Provider):
     name = "sendgrid"
-    concurrency = 4  # requests in flight: each waits a round trip
+    concurrency = 8  # requests in flight: each waits a round trip (~150 ms)
 
     def __init__(self, config):
         super().__init__(config)
@@ -50,34 +53,47 @@ class SendGridProvider(Provider):
         self.settings = settings
         self.batch_size = settings.batch_size
         self._shared_json: tuple[PreparedEmail | None, str] = (None, "")
+        self._slots: tuple[PreparedEmail | None, list] = (None, [])
 
-    def personalizations(self, messages: Sequence[Message]) -> list[dict]:
-        """Per recipient only what differs: the address, substitutions, headers."""
+    def personalizations(self, messages: Sequence[Message]) -> str:
+        """The JSON array of personalizations: per recipient only what differs (the
+        address, substitutions, headers). Written as text, each value encoded by json's
+        own string encoder: 4 µs a reader where dicts and json.dumps took 19."""
         prepared = messages[0].prepared
-        # every distinct slot once: (substitution key, field, fallback, HTML?)
+        slots = self._slots[1] if self._slots[0] is prepared else self._slots_of(prepared)
+        out = []
+        for message in messages:
+            values = message.values
+            part = ['{"to":[{"email":', _str(message.recipient.email)]
+            name = _NOT_IN_NAMES.sub(" ", values["name"]).strip()  # SendGrid refuses ;,
+            if name:
+                part += ',"name":', _str(name)
+            part.append('}],"substitutions":{')
+            for key, field, fallback, html in slots:
+                value = values.get(field) or fallback
+                if html and value is not fallback and _MARKUP.search(value):
+                    value = escape(value)  # most values need no escaping
+                part += key, _str(value)
+            part.append('},"headers":{')
+            part.append(",".join(f"{_str(header)}:{_str(value)}"
+                                 for header, value in message.headers().items()))
+            part += '},"custom_args":{"subscriber":"', str(int(message.recipient.id)), '"}}'
+            out.append("".join(part))
+        return f"[{','.join(out)}]"
+
+    def _slots_of(self, prepared: PreparedEmail) -> list[tuple[str, str, str, bool]]:
+        """Every distinct slot of the issue once, in a fixed order: (its substitution
+        key as JSON between a comma and a colon, field, fallback, HTML?)."""
         slots = {(placeholder, name, fallback, True)
                  for placeholder, name, fallback in prepared.html.slots}
         slots |= {(TEXT_KEY + placeholder[2:], name, fallback, False)
                   for placeholder, name, fallback in prepared.text.slots}
-        fields = {name for _, name, _, _ in slots}
-        personalizations = []
-        for message in messages:
-            raw = {name: message.values.get(name, "") for name in fields}
-            escaped = {name: escape(value) if _MARKUP.search(value) else value
-                       for name, value in raw.items()}  # most values need no escaping
-            substitutions = {key: (escaped if html else raw)[name] or fallback
-                             for key, name, fallback, html in slots}
-            to = {"email": message.recipient.email}
-            name = re.sub(r"[;,]", " ", message.values["name"]).strip()  # SendGrid refuses ;,
-            if name:
-                to["name"] = name
-            personalizations.append({
-                "to": [to],
-                "substitutions": substitutions,
-                "headers": message.headers(),
-                "custom_args": {"subscriber": str(message.recipient.id)},
-            })
-        return personalizations
+        encoded = [("," + _str(key) + ":", name, fallback, html)
+                   for key, name, fallback, html in sorted(slots)]
+        if encoded:  # the first: no comma before
+            encoded[0] = (encoded[0][0][1:], *encoded[0][1:])
+        self._slots = (prepared, encoded)
+        return encoded
 
     def shared(self, prepared: PreparedEmail) -> dict:
         """What every request of the issue carries: sender, subject, both parts, …"""
@@ -107,16 +123,17 @@ class SendGridProvider(Provider):
             body["mail_settings"] = {"sandbox_mode": {"enable": True}}
         return body
 
-    def encoded_body(self, messages: Sequence[Message]) -> str:
+    def encode(self, messages: Sequence[Message]) -> str:
         """The request body as JSON text. The shared part (the whole email) is encoded
         once per issue; each request adds only its personalizations."""
         prepared = messages[0].prepared
         if self._shared_json[0] is not prepared:
             self._shared_json = (prepared, _json(self.shared(prepared)))
         return (self._shared_json[1][:-1] + ',"personalizations":'
-                + _json(self.personalizations(messages)) + "}")
+                + self.personalizations(messages) + "}")
 
-    def send(self, messages: Sequence[Message], now: datetime) -> list[Outcome]:
+    def send(self, messages: Sequence[Message], now: datetime,
+             encoded: object = None) -> list[Outcome]:
         """One request for the batch. SendGrid refuses a whole request for one bad
         personalization (400): the readers its errors name fail alone and the others are
         sent again at once; when it names none, the batch is halved until the bad ones
@@ -128,7 +145,8 @@ class SendGridProvider(Provider):
             refused_all, refusal = True, None
             for group in level:
                 try:
-                    answer = self._request([messages[i] for i in group])
+                    body = encoded if len(group) == len(messages) else None
+                    answer = self._request([messages[i] for i in group], body)
                 except DeliveryError as exc:
                     exc.done = outcomes  # the parts sent before it (None: not sent)
                     raise
@@ -164,7 +182,8 @@ class SendGridProvider(Provider):
         assert all(outcome is not None for outcome in outcomes)
         return outcomes  # type: ignore[return-value]
 
-    def _request(self, messages: Sequence[Message]) -> Outcome | Refusal:
+    def _request(self, messages: Sequence[Message], body: object = None
+                 ) -> Outcome | Refusal:
         """One POST: the outcome for every message of it, or SendGrid's 400."""
         from python_http_client.exceptions import HTTPError
 
@@ -172,7 +191,7 @@ class SendGridProvider(Provider):
             # a JSON text with this content type is sent as it is (python_http_client
             # would otherwise encode the whole body again, HTML included)
             response = self.client.client.mail.send.post(
-                request_body=self.encoded_body(messages),
+                request_body=body if isinstance(body, str) else self.encode(messages),
                 request_headers={"Content-Type": "application/json; charset=utf-8"})
         except HTTPError as exc:
             status = exc.status_code

@@ -19,7 +19,7 @@ from . import DEFERRED, FAILED, RETRY, SENT, UNKNOWN, Outcome, Provider
 
 class SMTPProvider(Provider):
     name = "smtp"
-    concurrency = 4  # connections: a relay answers each message after a round trip
+    concurrency = 8  # connections: a relay answers each message after a round trip
 
     def __init__(self, config):
         super().__init__(config)
@@ -94,7 +94,8 @@ class SMTPProvider(Provider):
         if code != 250:
             self._drop()
 
-    def send(self, messages: Sequence[Message], now: datetime) -> list[Outcome]:
+    def send(self, messages: Sequence[Message], now: datetime,
+             encoded: object = None) -> list[Outcome]:
         outcomes: list[Outcome] = []
         sender = self.config.sender.email
         for index, message in enumerate(messages):

@@ -3,22 +3,25 @@ failover to a second provider; counted on the servers' side."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import timedelta
 
 import pytest
 
 from pipeline.delivery.pace import Pace
+from pipeline.store import connect
 from tests.conftest import NOW
 from tests.test_schedule import populate
 
 ISSUE = "2023-12-07-ai-productivity-09"
 
 
-def ledger(project) -> dict[str, int]:
-    db = sqlite3.connect(project / ".newsletter" / "newsletter.db")
+def ledger(where) -> dict[str, int]:
+    """The ledger's counts by status: in the project's SQLite file or an engine's."""
+    db = connect(where.location if hasattr(where, "location")
+                 else where / ".newsletter" / "newsletter.db")
     try:
-        return dict(db.execute("SELECT status, count(*) FROM deliveries GROUP BY status"))
+        return dict(db.execute("SELECT status, count(*) FROM deliveries GROUP BY status")
+                    .fetchall())
     finally:
         db.close()
 
@@ -70,31 +73,38 @@ def test_a_pause_a_provider_asks_for_holds_every_request():
     assert pace.wait(1000) == 0 and waits == [2.5, 2.5]
 
 
-def test_the_daily_limit_stops_a_send_and_the_next_day_continues_it(run, project, sendgrid):
-    populate(project / ".newsletter" / "newsletter.db", 12)
-    run.env.update({"NEWSLETTER_SENDGRID_BATCH_SIZE": "4",
-                    "NEWSLETTER_DELIVERY_MAX_PER_DAY": "5"})
+def test_the_daily_limit_stops_a_send_and_the_next_day_continues_it(run, project, sendgrid,
+                                                                   engine):
+    """max_per_day = 500 of 1,200 readers: 500 a day, over three days, each once."""
+    populate(engine.location, 1200)
+    run.env.update({"NEWSLETTER_SENDGRID_BATCH_SIZE": "150",
+                    "NEWSLETTER_DELIVERY_MAX_PER_DAY": "500"})
     first = run("send", ISSUE, "--yes")
     assert first.exit_code == 3  # partial
-    assert first.stdout.startswith(f"{ISSUE}: stopped through sendgrid: sent 5, failed 0, "
-                                   "invalid 0, unknown 0, skipped 0, pending 7 of 12")
-    assert (f"{ISSUE}: stopped at the daily limit (max_per_day = 5 in any 24 hours); the "
+    assert first.stdout.startswith(f"{ISSUE}: stopped through sendgrid: sent 500, failed 0, "
+                                   "invalid 0, unknown 0, skipped 0, pending 700 of 1200")
+    assert (f"{ISSUE}: stopped at the daily limit (max_per_day = 500 in any 24 hours); the "
             "rest stays pending: `send --due` from 2023-12-07 16:00 continues it") in first.stderr
-    assert sum(sendgrid.received.values()) == 5
+    assert sum(sendgrid.received.values()) == 500
+    # the last request of the day took only what was left of the 500
+    assert sorted(len(b["personalizations"]) for b in sendgrid.bodies) == [50, 150, 150, 150]
     again = run("send", ISSUE, "--yes")  # the same day: nothing more goes
-    assert again.exit_code == 3 and sum(sendgrid.received.values()) == 5
+    assert again.exit_code == 3 and sum(sendgrid.received.values()) == 500
+    with run.at(NOW + timedelta(hours=23, minutes=59)):  # a day is 24 hours, not a date
+        assert run("send", "--due").exit_code == 3
+    assert sum(sendgrid.received.values()) == 500
     with run.at(NOW + timedelta(hours=24, minutes=1)):
-        assert run("send", "--due").exit_code == 3  # resumes: 5 more, then the limit
-    assert sum(sendgrid.received.values()) == 10
+        assert run("send", "--due").exit_code == 3  # resumes: 500 more, then the limit
+    assert sum(sendgrid.received.values()) == 1000
     with run.at(NOW + timedelta(hours=48, minutes=2)):
         assert run("send", "--due").exit_code == 0
-    assert len(sendgrid.received) == 12 and set(sendgrid.received.values()) == {1}
-    assert ledger(project) == {"sent": 12}
+    assert len(sendgrid.received) == 1200 and set(sendgrid.received.values()) == {1}
+    assert ledger(engine) == {"sent": 1200}
 
 
 def test_a_primary_that_refuses_connections_fails_over_with_nobody_sent_twice(run, project,
-                                                                              smtp):
-    populate(project / ".newsletter" / "newsletter.db", 250)
+                                                                              smtp, engine):
+    populate(engine.location, 250)
     run.env.update({"NEWSLETTER_PROVIDER": "sendgrid", "SENDGRID_API_KEY": "SG.test",
                     "NEWSLETTER_SENDGRID_API_HOST": "http://127.0.0.1:9",  # nobody listens
                     "NEWSLETTER_DELIVERY_FALLBACK": "smtp"})
@@ -104,12 +114,12 @@ def test_a_primary_that_refuses_connections_fails_over_with_nobody_sent_twice(ru
     assert f"{ISSUE}: sendgrid gave up; the readers not yet sent go through smtp" in result.stderr
     delivered = [address for _, rcpt, _ in smtp.messages for address in rcpt]
     assert len(delivered) == 250 and len(set(delivered)) == 250
-    assert ledger(project) == {"sent": 250}
+    assert ledger(engine) == {"sent": 250}
 
 
 def test_a_primary_that_goes_down_mid_send_fails_over_and_status_shows_the_split(
-        run, project, smtp, sendgrid):
-    populate(project / ".newsletter" / "newsletter.db", 250)
+        run, project, smtp, sendgrid, engine):
+    populate(engine.location, 250)
     run.env.update({"NEWSLETTER_SENDGRID_BATCH_SIZE": "100", "NEWSLETTER_DELIVERY_CONCURRENCY": "1",
                     "NEWSLETTER_DELIVERY_FALLBACK": "smtp"})
     sendgrid.faults = lambda n, body: "500" if n > 1 else None

@@ -114,7 +114,8 @@ def _send_audience(app: App, folder: Path, name: str, dry_run: bool, yes: bool,
     if dry_run:
         click.echo(f"provider: {plan.provider}")
         click.echo(f"recipients: {plan.recipients}"
-                   + (f" (already sent: {plan.already_sent})" if plan.already_sent else ""))
+                   + (f" (already sent: {plan.already_sent})" if plan.already_sent else "")
+                   + (f" (audience: {plan.audience})" if plan.audience != "everyone" else ""))
         click.echo("first message's headers:")
         click.echo(plan.first_headers)
         return

@@ -161,6 +161,23 @@ def audience_unsubscribe(app: App, token_or_email: str) -> None:
     click.echo(f"{email}: unsubscribed")
 
 
+@audience.command("bounces")
+@click.argument("file", type=click.Path(exists=True, path_type=Path))
+@pass_app
+def audience_bounces(app: App, file: Path) -> None:
+    """Suppress the hard bounces (5.x.x) of the delivery status notifications in FILE, an
+    mbox file or a Maildir folder; soft bounces (4.x.x) are counted, not suppressed."""
+    from ..audience.bounces import read_bounces
+    from ..errors import ExitStatus
+
+    report = read_bounces(app.db(), file, app.now())
+    for problem in report.problems:
+        click.echo(problem.as_finding(), err=True)
+    click.echo(report.summary())
+    if report.problems:
+        raise click.exceptions.Exit(ExitStatus.ERROR)
+
+
 @audience.command("sync")
 @pass_app
 @needs("SENDGRID_API_KEY")

@@ -169,6 +169,54 @@ def status(app: App, issue: str | None, as_json: bool) -> None:
 
 
 @cli.command()
+@click.argument("issue", required=False)
+@click.option("--json", "as_json", is_flag=True, help="A JSON list, for scripts.")
+@pass_app
+def stats(app: App, issue: str | None, as_json: bool) -> None:
+    """Each sent issue's delivery and engagement: sent, delivered, bounced, complaints,
+    unsubscribes, and opens and clicks where the provider tracks them."""
+    import json
+
+    from ..delivery.stats import issue_stats
+
+    keys = None
+    if issue:
+        from ..issue import issue_ids, read_metadata
+
+        folder = app.issue_folder(issue)
+        ids = issue_ids(app.config)
+        keys = ids.ledger_keys(read_metadata(folder, app.config, ids)[0]["id"], folder)
+    db = app.db()
+    try:
+        found = issue_stats(db, keys)
+    finally:
+        db.close()
+    if as_json:
+        click.echo(json.dumps([s.as_json() for s in found], ensure_ascii=False, indent=2))
+        return
+    if issue and not found:
+        click.echo(f"{issue}: not sent yet; nothing to count")
+    _echo([s.line() for s in found])
+
+
+@cli.command()
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              default="report.html", show_default=True, help="The page to write.")
+@pass_app
+def report(app: App, out: Path) -> None:
+    """Write one static page (no JavaScript) with charts: the audience's growth and each
+    issue's delivery and engagement."""
+    from ..archive.report import write_report
+
+    db = app.db()
+    try:
+        written = write_report(db, app.config, out, app.now())
+    finally:
+        db.close()
+    click.echo(f"wrote {display_path(written)}")
+
+
+@cli.command()
 @click.option("--check", is_flag=True,
               help="Run the line once, as cron would (env -i, /bin/sh), and report.")
 @click.option("--systemd", is_flag=True, help="Print a systemd service and timer instead.")

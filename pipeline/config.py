@@ -117,6 +117,10 @@ class SendGrid:
     asm_group_id: int = key("int", 0, low=0)
     sandbox: bool = key("bool", False)
     timeout: int = key("int", 30, low=1, high=600)
+    # verifies the signed Event Webhook (POST /webhooks/sendgrid): the "Verification Key"
+    # of Mail Settings → Event Webhook, base64 as SendGrid shows it; empty: webhook off
+    webhook_public_key: str = key("public_key", "")
+    webhook_max_age: int = key("int", 600, low=30, high=86400)  # seconds a signature is good
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -532,6 +536,20 @@ def _check(value: Any, meta: Mapping[str, Any]) -> str | None:
     return _check_text(value, meta)
 
 
+def _is_ec_public_key(text: str) -> bool:
+    import base64
+    import binascii
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    try:
+        key = load_der_public_key(base64.b64decode(text.strip(), validate=True))
+    except (ValueError, binascii.Error, TypeError):
+        return False
+    return isinstance(key, ec.EllipticCurvePublicKey)
+
+
 def _check_text(value: str, meta: Mapping[str, Any]) -> str | None:
     kind = meta["kind"]
     if kind in ("line", "email", "url", "path", "database", "choice", "zone", "language") and \
@@ -554,6 +572,9 @@ def _check_text(value: str, meta: Mapping[str, Any]) -> str | None:
         return f"'{value}' is not an http(s) URL; write it like 'https://news.example.com/x'"
     if kind == "color" and not re.fullmatch(r"#[0-9a-fA-F]{3}(?:[0-9a-fA-F]{3})?", value):
         return f"'{value}' is not a colour; write it like '#1a73e8'"
+    if kind == "public_key" and value and not _is_ec_public_key(value):
+        return ("is not an ECDSA public key; paste the Verification Key of SendGrid's "
+                "Event Webhook settings (base64, like MFkwEwYHKoZIzj0CAQYI…)")
     if kind == "language" and not _LANGUAGE.fullmatch(value):
         return f"'{value}' is not a language tag; write it like 'en' or 'zh-CN'"
     if kind == "email" and value:

@@ -100,7 +100,8 @@ def test_every_command_has_help():
         return names
 
     assert sorted(walk(cli, "")) == [
-        "audience", "audience add", "audience count", "audience export", "audience import",
-        "audience list", "audience remove", "audience sync", "audience unsubscribe", "build",
-        "check", "cron", "db", "db status", "db upgrade", "export", "init", "new", "preview", "publish", "schedule", "send",
-        "serve", "status", "templates", "templates copy"]
+        "audience", "audience add", "audience bounces", "audience count", "audience export",
+        "audience import", "audience list", "audience remove", "audience sync", "audience tag",
+        "audience unsubscribe", "build", "check", "cron", "db", "db status", "db upgrade",
+        "export", "init", "new", "preview", "publish", "report", "schedule", "send", "serve",
+        "stats", "status", "templates", "templates copy"]

@@ -99,7 +99,8 @@ def test_status_shows_state_and_counts(run, audience, project):
     run("send", ISSUE, "--yes")
     result = run("status")
     lines = result.stdout.splitlines()
-    assert lines[0] == f"{ROUNDUP}  scheduled  send_at 2030-01-01T09:00:00+08:00"
+    assert lines[0] == (f"{ROUNDUP}  scheduled  send_at 2030-01-01T09:00:00+08:00  audience "
+                        "everyone: 12 readers")
     assert lines[1] == (f"{ISSUE}  sent       send_at -  outbox: 12 recipients, sent 12, "
                         "failed 0, invalid 0, unknown 0, pending 0  started "
                         "2023-12-06T08:00:00+00:00 finished 2023-12-06T08:00:00+00:00")
@@ -109,7 +110,8 @@ def test_status_shows_state_and_counts(run, audience, project):
 
 
 def test_status_of_a_draft(run, project):
-    assert run("status", ROUNDUP).stdout == f"{ROUNDUP}  draft      send_at -\n"
+    assert run("status", ROUNDUP).stdout == (f"{ROUNDUP}  draft      send_at -  audience "
+                                             "everyone: 0 readers\n")
 
 
 def test_cron_prints_the_crontab_line(run, project):

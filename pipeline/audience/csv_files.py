@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import TextIO
 
 from ..errors import PipelineError, Problem, ProblemsError, display_path
+from ..issue.segment import MAX_TAGS, split_tags, tag_problem
 from ..store import Database, transaction
 from .addresses import email_problem, name_problem, shown
 from .csv_formats import LEFT, SKIPPED, SUPPRESSED, Columns, ColumnsError, columns_for
 from .csv_text import Encoding, StrictReader, cell_limit, detect_encoding
 from .queries import (
+    add_tags,
     begin_import,
     end_import,
     imported_row,
@@ -145,7 +147,12 @@ def _import_row(db: Database, columns: Columns, cells: list[str], path: str,
         report.warn(path, line, f"{state.detail}; row skipped")
         return
     fields = {key: restored(value) for key, value in reader.fields.items()}
+    tags = _tags(fields.pop("tags", ""), path, line, report)
     outcome = upsert(db, email, name, fields, now, left=bool(state and state.kind == LEFT))
+    if tags:
+        reader_id = db.execute("SELECT id FROM subscribers WHERE email_key = ?",
+                               (email.lower(),)).fetchone()[0]
+        add_tags(db, reader_id, tags)
     if state and state.kind == SUPPRESSED and suppress(db, email, state.suppression,
                                                        "import", now):
         outcome = "left"
@@ -164,6 +171,19 @@ def _import_row(db: Database, columns: Columns, cells: list[str], path: str,
         report.count(first_outcome, change=-1)
         report.count(merged, why)
         note_imported_row(db, email, first_line, merged)
+
+
+def _tags(cell: str, path: str, line: int, report: ImportReport) -> list[str]:
+    """The tags of the ``tags`` column (comma, semicolon or space separated); one that is
+    not a tag is left out, with a warning."""
+    tags = []
+    for tag in dict.fromkeys(split_tags(cell)):
+        problem = tag_problem(tag)
+        if problem:
+            report.warn(path, line, f"{problem}; tag left out")
+        elif len(tags) < MAX_TAGS:
+            tags.append(tag)
+    return tags
 
 
 def _merged(first: str, later: str) -> str:

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from ..config import Config
 from ..errors import PipelineError
+from ..issue.segment import EVERYONE, MAX_TAGS, Segment, normal_tag, tag_problem
 from ..store import Database, transaction
 from .addresses import email_problem, name_problem
 from .tokens import Claim, Signer, TokenError, new_ref, signer_for
@@ -200,13 +201,15 @@ WHERE = {status: f"WHERE {condition}" for status, condition in MATCHES.items()}
 PAGE = 1000  # readers read at a time
 
 
-def subscribers(db: Database, status: str = "active") -> Iterator[Subscriber]:
+def subscribers(db: Database, status: str = "active",
+                segment: Segment = EVERYONE) -> Iterator[Subscriber]:
     """Streams subscribers in id order, a page at a time (by id, not by offset); never
-    loads the list into memory."""
+    loads the list into memory. ``segment``: only those it takes (a WHERE on their tags)."""
     after = 0
+    condition, params = in_segment(segment)
     while True:
-        rows = db.execute(f"{_SELECT} WHERE s.id > ? AND {MATCHES[status]} ORDER BY s.id "
-                          f"LIMIT {PAGE}", (after,)).fetchall()
+        rows = db.execute(f"{_SELECT} WHERE s.id > ? AND {MATCHES[status]} AND {condition} "
+                          f"ORDER BY s.id LIMIT {PAGE}", (after, *params)).fetchall()
         yield from map(Subscriber.from_row, rows)
         if len(rows) < PAGE:
             return
@@ -235,6 +238,97 @@ def refs_of(db: Database, emails: list[str]) -> dict[str, bytes]:
 def count(db: Database) -> dict[str, int]:
     return {status: db.execute(f"SELECT count(*) {AUDIENCE} {WHERE[status]}").fetchone()[0]
             for status in STATUSES}
+
+
+# --- segments: who of the active readers an issue is for -----------------------------
+
+
+def in_segment(segment: Segment) -> tuple[str, list[str]]:
+    """The condition on subscriber ``s`` that a segment takes them, and its parameters:
+    at least one of its tags (if it names any) and none of those it excludes."""
+    conditions, params = [], []
+    for tags, negation in ((segment.tags, ""), (segment.exclude, "NOT ")):
+        if tags:
+            marks = ", ".join("?" * len(tags))
+            conditions.append(f"{negation}EXISTS (SELECT 1 FROM subscriber_tags t WHERE "
+                              f"t.subscriber_id = s.id AND t.tag IN ({marks}))")
+            params += tags
+    return " AND ".join(conditions) or "1 = 1", params
+
+
+def recipients_of(segment: Segment) -> tuple[str, list[str]]:
+    """``FROM … WHERE …`` of the readers an issue with this segment is sent to (active,
+    not suppressed, in the segment), and its parameters: the one definition that the
+    ledger's snapshot, the dry run and status count with."""
+    condition, params = in_segment(segment)
+    return f"{AUDIENCE} {WHERE['active']} AND {condition}", params
+
+
+def count_segment(db: Database, segment: Segment = EVERYONE) -> int:
+    """How many readers an issue with this segment goes to, were it sent now."""
+    where, params = recipients_of(segment)
+    return db.execute(f"SELECT count(*) {where}", params).fetchone()[0]
+
+
+# --- tags --------------------------------------------------------------------------
+
+
+def checked_tags(tags: list[str]) -> list[str]:
+    """Tags as stored (trimmed, lower-cased, once each); PipelineError naming every one
+    that is not a tag."""
+    normal = list(dict.fromkeys(normal_tag(t) for t in tags))
+    problems = [p for t in normal if (p := tag_problem(t))]
+    if problems:
+        raise PipelineError("; ".join(problems))
+    return normal
+
+
+def tags_of(db: Database, subscriber_id: int) -> list[str]:
+    return [row["tag"] for row in db.execute(
+        "SELECT tag FROM subscriber_tags WHERE subscriber_id = ? ORDER BY tag",
+        (subscriber_id,))]
+
+
+def add_tags(db: Database, subscriber_id: int, tags: list[str]) -> int:
+    """Give a reader these (checked) tags; how many were new. At most MAX_TAGS a reader.
+    The caller holds the transaction."""
+    have = tags_of(db, subscriber_id)
+    new = [t for t in tags if t not in have]
+    if len(have) + len(new) > MAX_TAGS:
+        raise PipelineError(f"a reader has at most {MAX_TAGS} tags; remove some first")
+    db.executemany("INSERT INTO subscriber_tags (subscriber_id, tag) VALUES (?, ?) "
+                   "ON CONFLICT DO NOTHING", [(subscriber_id, t) for t in new])
+    return len(new)
+
+
+def remove_tags(db: Database, subscriber_id: int, tags: list[str]) -> None:
+    """The caller holds the transaction."""
+    db.executemany("DELETE FROM subscriber_tags WHERE subscriber_id = ? AND tag = ?",
+                   [(subscriber_id, t) for t in tags])
+
+
+def tag_reader(db: Database, email: str, add: list[str], remove: list[str]) -> list[str]:
+    """`audience tag`: add and remove tags of the reader with this address; their tags
+    after it."""
+    add, remove = checked_tags(add), checked_tags(remove)
+    with transaction(db):
+        reader = subscriber_by_email(db, email)
+        if reader is None:
+            raise PipelineError(f"'{email}' is not in the audience; check the address "
+                                "(newsletter audience list)")
+        remove_tags(db, reader.id, remove)
+        add_tags(db, reader.id, add)
+        return tags_of(db, reader.id)
+
+
+def choose_topics(db: Database, subscriber_id: int, topics: list[str],
+                  chosen: list[str]) -> list[str]:
+    """The preference page: of ``topics`` the reader keeps exactly ``chosen``; their
+    other tags stay as they are. Their tags after it."""
+    with transaction(db):
+        remove_tags(db, subscriber_id, [t for t in topics if t not in chosen])
+        add_tags(db, subscriber_id, [t for t in topics if t in chosen])
+        return tags_of(db, subscriber_id)
 
 
 # --- unsubscribe tokens: whom a genuine one names ------------------------------------

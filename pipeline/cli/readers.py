@@ -81,18 +81,38 @@ def audience_remove(app: App, email: str) -> None:
     click.echo(f"{email}: {'unsubscribed' if changed else 'was already unsubscribed'}")
 
 
+@audience.command("tag")
+@click.argument("email")
+@click.argument("tags", nargs=-1)
+@click.option("--remove", "removed", multiple=True, metavar="TAG",
+              help="A tag to take off the reader (repeat for several).")
+@pass_app
+def audience_tag(app: App, email: str, tags: tuple[str, ...], removed: tuple[str, ...]) -> None:
+    """Give the reader EMAIL these TAGS (or --remove some); issue.yaml's `audience: {tags:
+    [...]}` sends an issue to the readers of a tag."""
+    from ..audience.queries import tag_reader
+
+    if not tags and not removed:
+        raise click.UsageError("give TAGS to add, or --remove TAG")
+    now = tag_reader(app.db(), email, list(tags), list(removed))
+    click.echo(f"{email}: tags " + (", ".join(now) if now else "(none)"))
+
+
 @audience.command("list")
 @click.option("--status", type=click.Choice(["active", "unsubscribed", "suppressed", "all"]),
               default="active", show_default=True)
+@click.option("--tag", "tags", multiple=True, metavar="TAG",
+              help="Only readers with this tag (repeat: any of them).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON list, for scripts.")
 @pass_app
-def audience_list(app: App, status: str, as_json: bool) -> None:
+def audience_list(app: App, status: str, tags: tuple[str, ...], as_json: bool) -> None:
     """List subscribers."""
     import json
 
-    from ..audience.queries import subscribers
+    from ..audience.queries import checked_tags, subscribers
+    from ..issue.segment import Segment
 
-    rows = subscribers(app.db(), status)
+    rows = subscribers(app.db(), status, Segment(tuple(checked_tags(list(tags)))))
     if as_json:
         click.echo("[", nl=False)
         for n, sub in enumerate(rows):
@@ -139,6 +159,23 @@ def audience_unsubscribe(app: App, token_or_email: str) -> None:
     email = address_of(db, token_or_email, app.config)
     unsubscribe_address(db, email, app.now(), "mailto")
     click.echo(f"{email}: unsubscribed")
+
+
+@audience.command("bounces")
+@click.argument("file", type=click.Path(exists=True, path_type=Path))
+@pass_app
+def audience_bounces(app: App, file: Path) -> None:
+    """Suppress the hard bounces (5.x.x) of the delivery status notifications in FILE, an
+    mbox file or a Maildir folder; soft bounces (4.x.x) are counted, not suppressed."""
+    from ..audience.bounces import read_bounces
+    from ..errors import ExitStatus
+
+    report = read_bounces(app.db(), file, app.now())
+    for problem in report.problems:
+        click.echo(problem.as_finding(), err=True)
+    click.echo(report.summary())
+    if report.problems:
+        raise click.exceptions.Exit(ExitStatus.ERROR)
 
 
 @audience.command("sync")

@@ -114,7 +114,8 @@ def _send_audience(app: App, folder: Path, name: str, dry_run: bool, yes: bool,
     if dry_run:
         click.echo(f"provider: {plan.provider}")
         click.echo(f"recipients: {plan.recipients}"
-                   + (f" (already sent: {plan.already_sent})" if plan.already_sent else ""))
+                   + (f" (already sent: {plan.already_sent})" if plan.already_sent else "")
+                   + (f" (audience: {plan.audience})" if plan.audience != "everyone" else ""))
         click.echo("first message's headers:")
         click.echo(plan.first_headers)
         return
@@ -165,6 +166,54 @@ def status(app: App, issue: str | None, as_json: bool) -> None:
         return
     for state in states:
         _echo(state.summary())
+
+
+@cli.command()
+@click.argument("issue", required=False)
+@click.option("--json", "as_json", is_flag=True, help="A JSON list, for scripts.")
+@pass_app
+def stats(app: App, issue: str | None, as_json: bool) -> None:
+    """Each sent issue's delivery and engagement: sent, delivered, bounced, complaints,
+    unsubscribes, and opens and clicks where the provider tracks them."""
+    import json
+
+    from ..delivery.stats import issue_stats
+
+    keys = None
+    if issue:
+        from ..issue import issue_ids, read_metadata
+
+        folder = app.issue_folder(issue)
+        ids = issue_ids(app.config)
+        keys = ids.ledger_keys(read_metadata(folder, app.config, ids)[0]["id"], folder)
+    db = app.db()
+    try:
+        found = issue_stats(db, keys)
+    finally:
+        db.close()
+    if as_json:
+        click.echo(json.dumps([s.as_json() for s in found], ensure_ascii=False, indent=2))
+        return
+    if issue and not found:
+        click.echo(f"{issue}: not sent yet; nothing to count")
+    _echo([s.line() for s in found])
+
+
+@cli.command()
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              default="report.html", show_default=True, help="The page to write.")
+@pass_app
+def report(app: App, out: Path) -> None:
+    """Write one static page (no JavaScript) with charts: the audience's growth and each
+    issue's delivery and engagement."""
+    from ..archive.report import write_report
+
+    db = app.db()
+    try:
+        written = write_report(db, app.config, out, app.now())
+    finally:
+        db.close()
+    click.echo(f"wrote {display_path(written)}")
 
 
 @cli.command()

@@ -52,8 +52,9 @@ from datetime import datetime
 from typing import TypeVar
 
 from ..audience.addresses import invalid_reason
-from ..audience.queries import AUDIENCE, READER, WHERE, reader_of, skip_reason
+from ..audience.queries import READER, reader_of, recipients_of, skip_reason
 from ..errors import ExitStatus, PipelineError
+from ..issue.segment import EVERYONE, Segment
 from ..store import Database, database_errors, is_busy, transaction
 from .personalise import Recipient
 
@@ -163,13 +164,15 @@ class Ledger:
         return None
 
     def start(self, issue: str, subject: str, provider: str, now: datetime,
-              former: Sequence[str] = ()) -> tuple[SendRecord, int]:
-        """The issue's send, created with its audience snapshot on first use (or found
-        under a former key, and re-keyed to the id); and how many rows runs that are over
-        had left in flight (now ``unknown``). Begins this run first."""
+              former: Sequence[str] = (), segment: Segment = EVERYONE
+              ) -> tuple[SendRecord, int]:
+        """The issue's send, created with its audience snapshot on first use (the active
+        readers of its ``segment``; or found under a former key, and re-keyed to the id);
+        and how many rows runs that are over had left in flight (now ``unknown``). Begins
+        this run first."""
         self.retrying(lambda: self._begin_run(now), "nothing was sent")
-        return self.retrying(lambda: self._start(issue, subject, provider, now, former),
-                             "nothing was sent")
+        return self.retrying(lambda: self._start(issue, subject, provider, now, former,
+                                                 segment), "nothing was sent")
 
     def _begin_run(self, now: datetime) -> None:
         if self.run is not None:
@@ -183,7 +186,7 @@ class Ledger:
         self.run = run
 
     def _start(self, issue: str, subject: str, provider: str, now: datetime,
-               former: Sequence[str]) -> tuple[SendRecord, int]:
+               former: Sequence[str], segment: Segment) -> tuple[SendRecord, int]:
         with transaction(self.db, serial=True):  # one start at a time: one snapshot
             known = self.find(issue, *former)
             if known is not None and known.issue != issue:
@@ -193,10 +196,11 @@ class Ledger:
                     "INSERT INTO sends (issue, subject, provider, state, started_at) "
                     "VALUES (?, ?, ?, 'sending', ?) RETURNING id",
                     (issue, subject, provider, now.isoformat())).fetchall()[0][0]
+                audience, params = recipients_of(segment)
                 self.db.execute(
                     "INSERT INTO deliveries (send_id, subscriber_id, email, updated_at) "
-                    f"SELECT ?, s.id, s.email, ? {AUDIENCE} {WHERE['active']}",
-                    (send_id, now.isoformat()))
+                    f"SELECT ?, s.id, s.email, ? {audience}",
+                    (send_id, now.isoformat(), *params))
                 self.db.execute("UPDATE sends SET total = (SELECT count(*) FROM deliveries "
                                 "WHERE send_id = ?) WHERE id = ?", (send_id, send_id))
             record = self.find(issue)

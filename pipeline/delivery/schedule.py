@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from ..audience.addresses import shown
+from ..audience.queries import count_segment
 from ..config import Config
 from ..errors import IssueError, PipelineError, Problems
 from ..issue import (
@@ -23,6 +24,7 @@ from ..issue import (
     record_id,
     set_key,
 )
+from ..issue.segment import EVERYONE, Segment
 from ..store import connect
 from .ledger import Ledger
 
@@ -92,6 +94,8 @@ class IssueState:
     refused: list[tuple[str, str, str]] = field(default_factory=list)  # failed and invalid:
     # (address, status, why), when asked for
     by_provider: dict[str, int] = field(default_factory=dict)  # sent, by provider
+    audience: Segment = EVERYONE  # issue.yaml's segment
+    readers: int | None = None  # how many it would go to now (an issue not sent yet)
 
     def summary(self) -> list[str]:
         """The line `status` prints, and the addresses whose delivery is unknown, failed
@@ -104,6 +108,8 @@ class IssueState:
                      f"{c['failed']}, invalid {c['invalid']}, unknown {c['unknown']}, "
                      f"pending {c['pending']}  started {self.started_at}"
                      + (f" finished {self.finished_at}" if self.finished_at else ""))
+        if self.readers is not None:
+            line += f"  audience {self.audience.describe()}: {self.readers} readers"
         if len(self.by_provider) > 1:  # a send that failed over
             line += "  sent through " + ", ".join(f"{name} {count}" for name, count
                                                   in self.by_provider.items())
@@ -129,6 +135,7 @@ class IssueState:
                                          ("sent", "failed", "invalid", "unknown", "pending",
                                           "skipped")},
                 "sent_by_provider": self.by_provider,
+                "audience": self.audience.as_json(), "readers": self.readers,
                 "problem": self.problem or None}
 
 
@@ -166,7 +173,8 @@ def issue_state(folder: Path, config: Config, ledger: Ledger, now: datetime,
                           problem=exc.format_message().splitlines()[0])
     keys = ids.ledger_keys(meta["id"], folder)
     state = IssueState(folder, folder.name, meta.get("number"), meta.get("title", ""),
-                       meta.get("send_at"), "draft", id=meta["id"], ledger_keys=keys)
+                       meta.get("send_at"), "draft", id=meta["id"], ledger_keys=keys,
+                       audience=meta.get("audience", EVERYONE))
     record = ledger.find(*keys)
     if record:
         counts = ledger.counts(record.id)
@@ -178,7 +186,9 @@ def issue_state(folder: Path, config: Config, ledger: Ledger, now: datetime,
         else:
             state.state = "partial" if counts["failed"] or counts["invalid"] or \
                 counts["unknown"] else "sent"
-    elif state.send_at is not None:
+    else:
+        state.readers = count_segment(ledger.db, state.audience)
+    if not record and state.send_at is not None:
         if state.send_at > now:
             state.state = "scheduled"
         elif now - state.send_at > config.max_lateness:

@@ -114,15 +114,14 @@ def send_issue(folder: Path, config: Config, provider: Provider, rt: Runtime,
     issue, email = prepared or prepare(folder, config)
     ledger = Ledger(connect(config.database), config.database_wait.total_seconds(), rt.sleep,
                     rt.stop, rt.log)
-    if ledger.find(*issue.ledger_keys) is None and not audience.count(ledger.db)["active"]:
+    if (ledger.find(*issue.ledger_keys) is None
+            and not audience.count_segment(ledger.db, issue.audience)):
         ledger.db.close()
-        raise PipelineError(f"{issue.id}: nobody to send to: the audience has no active "
-                            "readers; add some (newsletter audience import FILE) and send "
-                            "again")
+        raise PipelineError(f"{issue.id}: nobody to send to: {_nobody(issue)}")
     if "id" not in issue.lines:  # derived once, and kept when the folder is renamed
         record_id(issue.folder, issue.id)
     record, orphans = ledger.start(issue.id, email.subject, provider.name, rt.clock(),
-                                   former=issue.ledger_keys[1:])
+                                   former=issue.ledger_keys[1:], segment=issue.audience)
     if orphans:
         rt.log(f"{issue.id}: {orphans} recipients were in flight when a run stopped; "
                "marked unknown (see `newsletter status`; resend with --resend-unknown)")
@@ -165,6 +164,14 @@ def send_issue(folder: Path, config: Config, provider: Provider, rt: Runtime,
     report.stopped = rt.stop() or bool(report.problem)
     report.counts = counts
     return report
+
+
+def _nobody(issue: Issue) -> str:
+    if issue.audience.everyone:
+        return ("the audience has no active readers; add some (newsletter audience import "
+                "FILE) and send again")
+    return (f"no active reader is in its audience ({issue.audience.describe()}); tag some "
+            "(newsletter audience tag EMAIL TAG) or change `audience` in issue.yaml")
 
 
 def _fallback(config: Config, used: Provider, make: Callable[[], Provider] | None
@@ -379,6 +386,7 @@ class Plan:
     recipients: int
     already_sent: int
     first_headers: str
+    audience: str = "everyone"  # the issue's segment, described
 
 
 def plan_send(folder: Path, config: Config, provider_name: str, now: datetime) -> Plan:
@@ -394,8 +402,8 @@ def plan_send(folder: Path, config: Config, provider_name: str, now: datetime) -
             remaining, done = counts["pending"], counts["sent"]
             first = ledger.first_pending(record.id)
         else:
-            remaining, done = audience.count(db)["active"], 0
-            sub = next((s for s in audience.subscribers(db, "active")
+            remaining, done = audience.count_segment(db, issue.audience), 0
+            sub = next((s for s in audience.subscribers(db, "active", issue.audience)
                         if not invalid_reason(s.email)), None)
             first = Recipient(sub.id, sub.email, sub.name, ref=sub.ref) if sub else None
     finally:
@@ -405,4 +413,4 @@ def plan_send(folder: Path, config: Config, provider_name: str, now: datetime) -
     # the headers as sent, but a real reader's token never shows on a screen or in a log
     headers = raw.split("\r\n\r\n", 1)[0].replace("\r\n", "\n").replace(message.token,
                                                                          "TOKEN")
-    return Plan(provider_name, remaining, done, headers)
+    return Plan(provider_name, remaining, done, headers, issue.audience.describe())

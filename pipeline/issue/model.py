@@ -7,6 +7,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from .segment import EVERYONE, Segment
+
 # Written right to left: languages by their primary subtag, and scripts (a tag's
 # script subtag decides: ku-Arab is, az-Latn is not).
 RTL_LANGUAGES = frozenset({"ar", "arc", "ckb", "dv", "fa", "he", "iw", "ks", "ps", "sd",
@@ -90,6 +92,7 @@ class Issue:
     id: str = ""
     ledger_keys: tuple[str, ...] = ()  # the id, then a folder name it was sent under
     language: str = "en"  # BCP 47: issue.yaml's language, else newsletter.toml's
+    audience: Segment = EVERYONE  # who of the active readers it is for
 
     @property
     def direction(self) -> str:

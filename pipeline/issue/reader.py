@@ -26,13 +26,14 @@ from .files import (
 )
 from .identity import IssueIds, derived_id, duplicate_problem, id_problem, is_id
 from .model import Image, Issue, Item, Link, Section
+from .segment import EVERYONE, parse_segment
 
 ISSUE_FILE = "issue.yaml"
 
 
 @dataclass(frozen=True)
 class Field:
-    type: str  # int | str | date | datetime | list | bool | image | id | language
+    type: str  # int | str | date | datetime | list | bool | image | id | language | segment
     required: bool = False
     example: str = ""
 
@@ -51,6 +52,7 @@ ISSUE_FIELDS = {
     "publish": Field("bool"),
     "id": Field("id"),
     "language": Field("language"),  # a BCP 47 tag; default: newsletter.toml's language
+    "audience": Field("segment"),  # {tags: [...], exclude: [...]}; default: everyone
 }
 SECTION_FIELDS = {
     "kind": Field("str", True, "kind: news"),
@@ -143,6 +145,7 @@ def read_issue(folder: Path, config: Config, ids: IssueIds | None = None) -> Iss
         id=meta["id"],
         ledger_keys=ids.ledger_keys(meta["id"], folder),
         language=meta.get("language") or config.language,
+        audience=meta.get("audience", EVERYONE),
     )
 
 
@@ -238,6 +241,11 @@ def _convert(key: str, value: Any, spec: Field, config: Config, shown: str, line
         if isinstance(value, list) and all(isinstance(v, str | int) for v in value):
             return [str(v) for v in value]
         return wrong("a list like [a, b]")
+    if kind == "segment":
+        segment, found = parse_segment(value)
+        for problem in found:
+            problems.add(shown, line, problem)
+        return segment
     if kind == "language":
         if not isinstance(value, str):
             return wrong("a language tag like zh-CN")

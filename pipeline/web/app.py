@@ -3,8 +3,8 @@
 ``create_app(config, clock)`` returns a WSGI callable. Each route is a small function
 that takes a ``Request`` and returns a ``Response``; the request limits and the security
 headers are applied once, here, around every response. Routes today: the unsubscribe
-page and its one-click POST (``web.unsubscribe``), and ``/healthz`` for the reverse
-proxy. No redirects, no cookies.
+page and its one-click POST (``web.unsubscribe``), SendGrid's Event Webhook
+(``web.webhooks``), and ``/healthz`` for the reverse proxy. No redirects, no cookies.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from ..config import Config
 from ..store import connect
 from .routing import Request, Response, Route
 from .unsubscribe import unsubscribe_route
+from .webhooks import MAX_BODY as WEBHOOK_BODY
+from .webhooks import PATH as WEBHOOK
+from .webhooks import sendgrid_webhook_route
 
 MAX_BODY = 16 * 1024
 SECURITY_HEADERS = [
@@ -27,8 +30,9 @@ SECURITY_HEADERS = [
                                 "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
     ("X-Frame-Options", "DENY"),
 ]
-REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-           413: "Payload Too Large"}
+REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
+           405: "Method Not Allowed", 413: "Payload Too Large"}
+BODY_LIMITS = {WEBHOOK: WEBHOOK_BODY}  # routes that take more than MAX_BODY
 
 
 METHODS = ("GET", "HEAD", "POST")
@@ -36,7 +40,8 @@ METHODS = ("GET", "HEAD", "POST")
 
 def create_app(config: Config, clock: Callable[[], datetime]):
     unsubscribe = unsubscribe_route(config, clock)
-    routes: dict[str, Route] = {"/healthz": lambda request: _health(config)}
+    routes: dict[str, Route] = {"/healthz": lambda request: _health(config),
+                                WEBHOOK: sendgrid_webhook_route(config, clock)}
     for path in {"/unsubscribe", urlparse(config.unsubscribe_url).path or "/unsubscribe"}:
         routes[path] = unsubscribe
 
@@ -65,10 +70,15 @@ def _answer(environ, routes: dict[str, Route], fallback: Route) -> Response:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             return _error(fallback, 400)
-        if length > MAX_BODY or length < 0:
-            return _error(fallback, 413 if length > MAX_BODY else 400)
-        body = environ["wsgi.input"].read(length).decode("utf-8", "replace")
-        request = Request(method, path, request.query, parse_qs(body), body)
+        limit = BODY_LIMITS.get(path, MAX_BODY)
+        if length > limit or length < 0:
+            return _error(fallback, 413 if length > limit else 400)
+        raw = environ["wsgi.input"].read(length)
+        body = raw.decode("utf-8", "replace")
+        headers = {name[5:].replace("_", "-").lower(): value
+                   for name, value in environ.items() if name.startswith("HTTP_")}
+        form = parse_qs(body) if length <= MAX_BODY else {}
+        request = Request(method, path, request.query, form, body, raw, headers)
     return route(request)
 
 

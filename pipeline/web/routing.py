@@ -13,6 +13,8 @@ class Request:
     query: dict[str, list[str]] = field(default_factory=dict)
     form: dict[str, list[str]] = field(default_factory=dict)
     body: str = ""
+    raw: bytes = b""  # the body as it came (a signature covers these bytes)
+    headers: dict[str, str] = field(default_factory=dict)  # by lower-case name
 
     def value(self, name: str) -> str:
         """A parameter from the query string or, failing that, the form."""

@@ -13,7 +13,7 @@ from .app import create_app
 # for long, and nothing large is read. The app limits request bodies again, per route.
 LIMITS = {"threads": 4, "connection_limit": 1000, "channel_timeout": 15,
           "cleanup_interval": 5, "max_request_header_size": 16 * 1024,
-          "max_request_body_size": 64 * 1024}
+          "max_request_body_size": 2 * 1024 * 1024}  # the webhook's 1 MB, and then 413
 
 
 def run_server(config: Config, clock: Callable[[], datetime], host: str, port: int,

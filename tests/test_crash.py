@@ -54,13 +54,14 @@ def statuses(project, database: str | None = None) -> dict[str, list[str]]:
     return found
 
 
-def test_sigkill_at_random_moments_never_sends_twice(project, server):
+def test_sigkill_at_random_moments_never_sends_twice(project, server, engine):
     total = 20_000
-    populate(project / ".newsletter" / "newsletter.db", total)
+    populate(engine.location, total)
+    database = engine.env.get("NEWSLETTER_DATABASE")
     rng = random.Random(20231207)
     kills, window = 0, 0.6
     for _ in range(80):
-        process = start(project, server, "send", ISSUE, "--yes")
+        process = start(project, server, "send", ISSUE, "--yes", extra_env=engine.env)
         try:
             process.wait(timeout=rng.uniform(0.2, window))
         except subprocess.TimeoutExpired:
@@ -76,7 +77,7 @@ def test_sigkill_at_random_moments_never_sends_twice(project, server):
         pytest.fail("the send never finished")
     assert kills >= 3, "the test should kill the sender several times"
     print(f"killed {kills} times")
-    found = statuses(project)
+    found = statuses(project, database)
     assert set(found) <= {"sent", "unknown"}
     unknown = set(found.get("unknown", []))
     # at most the batches in flight, per kill: [delivery] concurrency of 1000 readers each
@@ -88,10 +89,10 @@ def test_sigkill_at_random_moments_never_sends_twice(project, server):
     for address in unknown:
         assert server.received[address] in (0, 1), address
     # an explicit decision completes the rest
-    process = start(project, server, "send", ISSUE, "--resend-unknown")
+    process = start(project, server, "send", ISSUE, "--resend-unknown", extra_env=engine.env)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 0, err
-    found = statuses(project)
+    found = statuses(project, database)
     assert list(found) == ["sent"] and len(found["sent"]) == total
     assert len(server.received) == total
     assert all(server.received[a] == 1 for a in set(found["sent"]) - unknown)

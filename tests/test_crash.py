@@ -55,13 +55,18 @@ def statuses(project, database: str | None = None) -> dict[str, list[str]]:
 
 
 def test_sigkill_at_random_moments_never_sends_twice(project, server, engine):
-    total = 20_000
+    """Sends killed at random moments until one finishes. Batches of 200, so that a kill
+    leaves at most 8 × 200 readers in doubt and most of the 20,000 are sent (with
+    SendGrid's 1,000 a few kills could leave every reader unknown, and the test prove
+    nothing)."""
+    total, batch = 20_000, 200
     populate(engine.location, total)
     database = engine.env.get("NEWSLETTER_DATABASE")
+    env = {**engine.env, "NEWSLETTER_SENDGRID_BATCH_SIZE": str(batch)}
     rng = random.Random(20231207)
     kills, window = 0, 0.6
     for _ in range(80):
-        process = start(project, server, "send", ISSUE, "--yes", extra_env=engine.env)
+        process = start(project, server, "send", ISSUE, "--yes", extra_env=env)
         try:
             process.wait(timeout=rng.uniform(0.2, window))
         except subprocess.TimeoutExpired:
@@ -80,16 +85,16 @@ def test_sigkill_at_random_moments_never_sends_twice(project, server, engine):
     found = statuses(project, database)
     assert set(found) <= {"sent", "unknown"}
     unknown = set(found.get("unknown", []))
-    # at most the batches in flight, per kill: [delivery] concurrency of 1000 readers each
-    assert len(unknown) <= SendGridProvider.concurrency * 1000 * kills
+    # at most the batches in flight, per kill: [delivery] concurrency of them
+    assert len(unknown) <= SendGridProvider.concurrency * batch * kills
     print(f"unknown after the kills: {len(unknown)}")
-    assert len(found["sent"]) + len(unknown) == total
+    assert len(found["sent"]) + len(unknown) == total and len(found["sent"]) > total // 2
     for address in found["sent"]:
         assert server.received[address] == 1, address
     for address in unknown:
         assert server.received[address] in (0, 1), address
     # an explicit decision completes the rest
-    process = start(project, server, "send", ISSUE, "--resend-unknown", extra_env=engine.env)
+    process = start(project, server, "send", ISSUE, "--resend-unknown", extra_env=env)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 0, err
     found = statuses(project, database)

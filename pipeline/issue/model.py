@@ -90,6 +90,7 @@ class Issue:
     id: str = ""
     ledger_keys: tuple[str, ...] = ()  # the id, then a folder name it was sent under
     language: str = "en"  # BCP 47: issue.yaml's language, else newsletter.toml's
+    kind: str = "issue"  # or "welcome": sent to each newly confirmed reader, not scheduled
 
     @property
     def direction(self) -> str:

@@ -13,6 +13,9 @@ class Request:
     query: dict[str, list[str]] = field(default_factory=dict)
     form: dict[str, list[str]] = field(default_factory=dict)
     body: str = ""
+    client: str = ""  # the client's address (REMOTE_ADDR)
+    agent: str = ""  # its User-Agent
+    content_type: str = ""  # of the body, lower-cased, without parameters
 
     def value(self, name: str) -> str:
         """A parameter from the query string or, failing that, the form."""
@@ -24,6 +27,7 @@ class Response:
     status: int
     body: bytes
     content_type: str = "text/html; charset=utf-8"
+    headers: tuple[tuple[str, str], ...] = ()  # more headers (Retry-After)
 
 
 Route = Callable[[Request], Response]

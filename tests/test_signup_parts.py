@@ -1,0 +1,63 @@
+"""The parts of signup that need no server: confirmation tokens (the expiry inside the
+MAC, rotation, one spelling) and the in-memory rate limits."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pipeline.audience.tokens import Signer, TokenError, TokenExpired, decode, encode
+from pipeline.web.limits import RateLimit
+
+NOW = datetime(2024, 1, 31, 9, 0, tzinfo=UTC)
+REF = bytes(range(12))
+
+
+def test_a_confirmation_token_names_its_signup_until_it_expires():
+    signer = Signer("current")
+    token = signer.confirmation(REF, NOW + timedelta(days=7))
+    payload, mac = token.split(".")
+    assert (len(payload), len(mac)) == (24, 20)
+    assert signer.verify_confirmation(token, NOW + timedelta(days=7, seconds=-1)) == REF
+    with pytest.raises(TokenExpired, match="the link expired at 2024-02-07T09:00:00"):
+        signer.verify_confirmation(token, NOW + timedelta(days=7))
+    # rotated: a link signed before still works while its secret is listed as previous
+    assert Signer("next", ["current"]).verify_confirmation(token, NOW) == REF
+    with pytest.raises(TokenError, match="signature does not match"):
+        Signer("next").verify_confirmation(token, NOW)
+
+
+def test_a_later_expiry_under_the_old_mac_and_the_other_kind_of_token_are_refused():
+    signer = Signer("current")
+    token = signer.confirmation(REF, NOW + timedelta(days=1))
+    payload = decode(token.split(".")[0])
+    stretched = encode(payload[:12] + (int.from_bytes(payload[12:], "big") + 86400 * 365)
+                       .to_bytes(6, "big"))
+    with pytest.raises(TokenError, match="signature does not match"):
+        signer.verify_confirmation(f"{stretched}.{token.split('.')[1]}", NOW)
+    with pytest.raises(TokenError):  # an unsubscribe token is not a confirmation
+        signer.verify_confirmation(signer.token(REF), NOW)
+    with pytest.raises(TokenError):  # nor the other way round
+        signer.verify(token)
+    for spelling in (token + "=", token.replace(".", ":"), " " + token, token[:-1], ""):
+        with pytest.raises(TokenError):
+            signer.verify_confirmation(spelling, NOW)
+
+
+def test_a_rate_limit_counts_a_window_and_says_how_long_to_wait():
+    limit = RateLimit(2, timedelta(hours=1))
+    assert limit.hit("a", NOW) is None
+    assert limit.hit("a", NOW + timedelta(minutes=10)) is None
+    assert limit.hit("a", NOW + timedelta(minutes=20)) == 2400  # until the first is an hour old
+    assert limit.hit("b", NOW + timedelta(minutes=20)) is None  # another key: its own count
+    assert limit.hit("a", NOW + timedelta(hours=1)) is None
+    assert RateLimit(0, timedelta(hours=1)).hit("a", NOW) is None  # 0: no limit
+
+
+def test_a_rate_limit_remembers_a_bounded_number_of_keys():
+    limit = RateLimit(1, timedelta(hours=1), max_keys=3)
+    for key in "abcd":
+        assert limit.hit(key, NOW) is None
+    assert list(limit.events) == ["b", "c", "d"]  # the least recently seen went first
+    assert limit.hit("d", NOW) == 3600

@@ -7,7 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from pipeline.audience.queries import CONSENT
 from pipeline.audience.tokens import Signer, TokenError, TokenExpired, decode, encode
+from pipeline.store import MIGRATIONS, connect, migrate, transaction
+from pipeline.store.database import _set_version
 from pipeline.web.limits import RateLimit
 
 NOW = datetime(2024, 1, 31, 9, 0, tzinfo=UTC)
@@ -61,3 +64,22 @@ def test_a_rate_limit_remembers_a_bounded_number_of_keys():
         assert limit.hit(key, NOW) is None
     assert list(limit.events) == ["b", "c", "d"]  # the least recently seen went first
     assert limit.hit("d", NOW) == 3600
+
+
+def test_the_signup_migration_keeps_every_reader_without_a_consent_record(engine):
+    db = connect(engine.location, upgrade=False)
+    try:
+        number = next(m.number for m in MIGRATIONS if "signups" in m.what)
+        for migration in MIGRATIONS[:number - 1]:  # the database as it was before
+            with transaction(db):
+                for statement in migration.statements(db.dialect):
+                    db.execute(statement)
+                _set_version(db, migration.number)
+        db.execute("INSERT INTO subscribers (id, email, email_key, created_at, updated_at) "
+                   "VALUES (4, 'old@example.com', 'old@example.com', 't', 't')")
+        assert number in [m.number for m in migrate(db)]
+        assert tuple(db.execute(f"SELECT id, status, {', '.join(CONSENT)} FROM subscribers"
+                                ).fetchone()) == (4, "active", None, None, None, None, None)
+        assert db.execute("SELECT count(*) FROM signups").fetchone()[0] == 0
+    finally:
+        db.close()

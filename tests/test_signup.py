@@ -144,6 +144,21 @@ def test_subscribe_confirm_and_one_welcome(serve, engine, audience, project, run
     assert rows["lin.xiaoyu@example.com"]["consent_at"] == ""  # imported, not signed up
 
 
+def test_the_link_followed_many_times_at_once_makes_one_reader_and_one_welcome(
+        serve, engine, project):
+    from concurrent.futures import ThreadPoolExecutor
+
+    address = "eager@example.com"
+    serve.post("/subscribe", {"email": address})
+    link = confirmation_link(project, address)
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: serve.post(link)[0], range(8)))
+    assert answers == [200] * 8
+    assert engine.query("SELECT count(*) FROM subscribers WHERE email_key = ?",
+                        (address,)) == [(1,)]
+    assert len(outbox(project, "welcome")) == 1 and engine.statuses() == {"sent": 1}
+
+
 def test_the_same_answer_for_a_reader_one_who_left_and_a_stranger(serve, engine, audience,
                                                                   run):
     assert run("audience", "remove", "chen.mo@example.com").exit_code == 0

@@ -79,7 +79,9 @@ def confirm(config: Config, db: Database, ref: bytes, mail: SignupMail,
     not in the database."""
     ledger = Ledger(db, config.database_wait.total_seconds(), log=log)
     send_id = None
-    with transaction(db):
+    # one confirmation at a time (PostgreSQL too): the same link followed twice at once,
+    # or two signups of one new address, never add the reader twice
+    with transaction(db, serial=True):
         confirmed = confirm_signup(db, ref, now)
         if confirmed and mail.welcome:
             issue, email = mail.welcome

@@ -83,3 +83,55 @@ def test_the_signup_migration_keeps_every_reader_without_a_consent_record(engine
         assert db.execute("SELECT count(*) FROM signups").fetchone()[0] == 0
     finally:
         db.close()
+
+
+def test_what_a_client_writes_is_bounded_and_exported_as_text(project, run):
+    """In-process: a user agent of 10,000 characters and a formula for one, a source
+    that is not a word, and a name with a line break."""
+    import io
+    import json as json_module
+
+    from pipeline.config import load_config
+    from pipeline.delivery.providers.memory import MemoryProvider
+    from pipeline.web import create_app
+    from tests.conftest import SECRET
+
+    config = load_config(project / "newsletter.toml", env={"NEWSLETTER_SECRET": SECRET})
+    sink = MemoryProvider(config)
+    app = create_app(config, lambda: NOW, new_provider=lambda: sink)
+
+    def post(body: bytes, agent: str, content_type: str = "application/json") -> str:
+        seen = {}
+        environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/subscribe", "QUERY_STRING": "",
+                   "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": content_type,
+                   "REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": agent,
+                   "wsgi.input": io.BytesIO(body)}
+        b"".join(app(environ, lambda status, headers: seen.update(status=status)))
+        return seen["status"]
+
+    assert post(json_module.dumps({"email": "long@example.com", "source": "x y"}).encode(),
+                "A" * 10_000) == "200 OK"
+    assert post(b"email=formula%40example.com", "=HYPERLINK(\"http://evil.example\")",
+                "application/x-www-form-urlencoded") == "200 OK"
+    assert post(json_module.dumps({"email": "n@example.com", "name": "a\nb"}).encode(),
+                "ua") == "400 Bad Request"
+    assert [address for address, _ in sink.sent] == ["long@example.com", "formula@example.com"]
+    db = connect(project / ".newsletter" / "newsletter.db")
+    try:
+        rows = db.execute("SELECT email, source, length(user_agent) FROM signups ORDER BY id"
+                          ).fetchall()
+        assert [tuple(r) for r in rows] == [("long@example.com", "api", 512),
+                                            ("formula@example.com", "web", 33)]
+        ref = db.execute("SELECT ref FROM signups WHERE id = 2").fetchone()[0]
+    finally:
+        db.close()
+    token = Signer(SECRET).confirmation(ref, NOW + timedelta(days=1))
+    seen = {}
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/confirm", "QUERY_STRING":
+               f"token={token}", "CONTENT_LENGTH": "0", "wsgi.input": io.BytesIO(b"")}
+    b"".join(app(environ, lambda status, headers: seen.update(status=status)))
+    assert seen["status"] == "200 OK"
+    assert run("audience", "export", "out.csv").exit_code == 0
+    assert (project / "out.csv").read_text().splitlines()[1] == (
+        "formula@example.com,,active,2024-01-31T09:00:00+00:00,web,127.0.0.1,"
+        "\"'=HYPERLINK(\"\"http://evil.example\"\")\",2024-01-31T09:00:00+00:00")

@@ -96,8 +96,8 @@ class Signups:
             return answer(self, 200, "sent", email)
         if signup_problem(email, name):
             return answer(self, 400, "not_an_address", "")
-        source = str(fields.get("source") or ("api" if as_json else "web"))
-        source = source if _SOURCE.fullmatch(source) else "web"
+        source = str(fields.get("source") or "")
+        source = source if _SOURCE.fullmatch(source) else "api" if as_json else "web"
         return self.request_confirmation(request, email, name, source, answer)
 
     def request_confirmation(self, request: Request, email: str, name: str, source: str,

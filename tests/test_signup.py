@@ -359,3 +359,14 @@ def test_the_archive_carries_the_form_and_never_the_welcome(run, audience, welco
     assert 'name="website"' in page and 'value="archive"' in page
     assert not (project / "site" / "welcome").exists()
     assert "欢迎" not in (project / "site" / "feed.xml").read_text()
+
+
+def test_check_warns_of_a_schedule_in_a_welcome_issue(run, project, welcome):
+    (welcome / "issue.yaml").write_text(WELCOME["issue.yaml"] + "send_at: 2024-02-01T09:00\n"
+                                        "preheader: 你好\n", encoding="utf-8")
+    result = run("check", "00-welcome", "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == [{
+        "path": "issues/00-welcome/issue.yaml", "line": 6, "severity": "warning",
+        "message": "'send_at' does nothing in a welcome issue: it goes to each reader who "
+                   "confirms a signup, never on a schedule or the archive; remove the line"}]

@@ -370,3 +370,11 @@ def test_check_warns_of_a_schedule_in_a_welcome_issue(run, project, welcome):
         "path": "issues/00-welcome/issue.yaml", "line": 6, "severity": "warning",
         "message": "'send_at' does nothing in a welcome issue: it goes to each reader who "
                    "confirms a signup, never on a schedule or the archive; remove the line"}]
+
+
+def test_serve_without_an_address_for_the_confirmation_link_says_so(run):
+    result = run("serve", env={"NEWSLETTER_UNSUBSCRIBE_URL": ""})
+    assert result.exit_code == 4
+    assert result.stderr == (
+        "newsletter.toml: neither unsubscribe_url nor [signup] url is set; a confirmation "
+        "link needs the address `newsletter serve` is reached at\n")

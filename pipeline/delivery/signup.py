@@ -26,7 +26,7 @@ from datetime import datetime
 from ..audience.signup import Confirmed, confirm_signup, request_signup
 from ..audience.tokens import signer_for
 from ..config import Config
-from ..errors import PipelineError
+from ..errors import ConfigError, PipelineError
 from ..issue import Issue, welcome_folder
 from ..render import render_confirmation
 from ..store import Database, transaction
@@ -44,6 +44,10 @@ class SignupMail:
 
 def prepare_signup_mail(config: Config) -> SignupMail:
     """The confirmation email and the welcome issue, rendered once."""
+    if not config.confirm_url:
+        raise ConfigError.one(config.path.name, "neither unsubscribe_url nor [signup] url is "
+                                                "set; a confirmation link needs the address "
+                                                "`newsletter serve` is reached at")
     confirmation = PreparedEmail(render_confirmation(config), config, "", list_headers=False)
     folder = welcome_folder(config)
     return SignupMail(confirmation, prepare(folder, config) if folder else None)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError, Problems, did_you_mean, display_path
@@ -133,6 +134,19 @@ class Delivery:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Signup:
+    """[signup]: `POST /subscribe` of `serve`, double opt-in. The limits are counted in
+    the memory of the serving process, over the last ``window``."""
+
+    url: str = key("url", "")  # where serve answers POST /subscribe; default: beside
+    #                            unsubscribe_url (…/subscribe); the confirmation link is …/confirm
+    expiry: timedelta = key("duration", "7d")  # a confirmation link works this long
+    per_client: int = key("int", 10, low=0)  # requests from one client address; 0: no limit
+    per_email: int = key("int", 3, low=0)  # confirmation mails to one address; 0: no limit
+    window: timedelta = key("duration", "1h")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Labels:
     """The fixed words of the templates, in the publication's language."""
 
@@ -153,6 +167,30 @@ class Labels:
                                       "receive another issue.", fields=("name", "email"))
     invalid_link: str = key("str", "This unsubscribe link is not valid. Use the link in your "
                                    "latest email, or reply to it and ask us.")
+    # signup: the archive's form, the confirmation email and the pages of `serve`
+    subscribe_prompt: str = key("format", "Get {name} by email:", fields=("name",))
+    email_field: str = key("str", "Your email address")
+    subscribe_button: str = key("str", "Subscribe")
+    check_inbox: str = key("format", "Almost done: if {email} can receive {name}, a message "
+                                     "with a confirmation link is on its way. Open it to "
+                                     "confirm.", fields=("name", "email"))
+    not_an_address: str = key("str", "That is not an email address; check it and try again.")
+    too_many: str = key("str", "Too many requests; please try again later.")
+    confirm_subject: str = key("format", "Confirm your subscription to {name}",
+                               fields=("name",))
+    confirm_intro: str = key("format", "Someone, hopefully you, asked for {name} to be sent "
+                                       "to {email}. Confirm with the button below; the link "
+                                       "works for {days} days.",
+                               fields=("name", "email", "days"))
+    confirm_button: str = key("str", "Confirm my subscription")
+    confirm_ignore: str = key("str", "If you did not ask for this, ignore this email: "
+                                     "nothing is sent to you without your confirmation.")
+    confirm_prompt: str = key("format", "Send {name} to {email}?", fields=("name", "email"))
+    confirmed: str = key("format", "{email} is subscribed to {name}. Welcome!",
+                         fields=("name", "email"))
+    invalid_confirmation: str = key("str", "This confirmation link is not valid or has "
+                                           "expired. Subscribe again to get a new one.")
+    resubscribe_button: str = key("str", "Subscribe again")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -229,6 +267,7 @@ class Config:
     smtp: SMTP = table(SMTP)
     sendgrid: SendGrid = table(SendGrid)
     delivery: Delivery = table(Delivery)
+    signup: Signup = table(Signup)
     labels: Labels = table(Labels)
     jekyll: Jekyll = table(Jekyll)
     sections: dict[str, SectionKind] = field(default_factory=dict)
@@ -251,6 +290,19 @@ class Config:
             return self.sender.list_id
         local, _, domain = self.sender.email.partition("@")
         return f"{local}.{domain or 'localhost'}"
+
+    @property
+    def subscribe_url(self) -> str:
+        """Where `serve` answers POST /subscribe: [signup] url, else beside
+        unsubscribe_url; empty when neither is set."""
+        if self.signup.url or not self.unsubscribe_url:
+            return self.signup.url
+        return urljoin(self.unsubscribe_url, "subscribe")
+
+    @property
+    def confirm_url(self) -> str:
+        """The page a confirmation link opens: beside the subscribe URL."""
+        return urljoin(self.subscribe_url, "confirm") if self.subscribe_url else ""
 
     @property
     def previous_secrets(self) -> tuple[str, ...]:

@@ -85,10 +85,11 @@ def test_export_writes_formula_cells_as_text_and_import_takes_them_back(run, aud
     assert run("audience", "import", "evil.csv").exit_code == 0
     assert run("audience", "export", "out.csv").stdout == "wrote 14 subscribers to out.csv\n"
     rows = (project / "out.csv").read_text(encoding="utf-8").splitlines()
-    assert rows[0] == "email,name,status,city,company"
-    assert """mallory@example.com,"'=HYPERLINK(""http://evil.example"",""x"")",active,,'+cmd|calc""" \
+    assert rows[0] == ("email,name,status,consent_at,consent_source,consent_client,"
+                       "consent_agent,confirmed_at,city,company")
+    assert """mallory@example.com,"'=HYPERLINK(""http://evil.example"",""x"")",active,,,,,,,'+cmd|calc""" \
         in rows
-    assert "dash@example.com,'-Dash,active,,'@home" in rows
+    assert "dash@example.com,'-Dash,active,,,,,,,'@home" in rows
     again = run("audience", "import", "out.csv")  # a round trip changes nobody
     assert again.stdout == ("added 0, updated 0, unchanged 14, kept unsubscribed 0, "
                             "skipped 0\n")
@@ -96,7 +97,8 @@ def test_export_writes_formula_cells_as_text_and_import_takes_them_back(run, aud
 
 def test_export_to_a_dash_writes_standard_output_not_a_file(run, audience, project):
     result = run("audience", "export", "-")
-    assert result.stdout.splitlines()[0] == "email,name,status,city"
+    assert result.stdout.splitlines()[0] == ("email,name,status,consent_at,consent_source,"
+                                             "consent_client,consent_agent,confirmed_at,city")
     assert len(result.stdout.splitlines()) == 13
     assert result.stderr == "wrote 12 subscribers to standard output\n"
     assert not (project / "-").exists()

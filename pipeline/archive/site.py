@@ -47,7 +47,7 @@ class Published:
 
 
 def published_issues(config: Config) -> list[Published]:
-    """Sent or `publish: true`, newest first."""
+    """Sent or `publish: true`, newest first; never the welcome issue."""
     db = connect(config.database)
     try:
         ledger = Ledger(db)
@@ -55,6 +55,8 @@ def published_issues(config: Config) -> list[Published]:
         chosen = []
         for folder in issue_folders(config):
             meta, _ = read_metadata(folder, config, ids)
+            if meta.get("kind") == "welcome":  # a new reader's, not one of the issues
+                continue
             keys = ids.ledger_keys(meta["id"], folder)
             record = ledger.find(*keys)
             if record and ledger.counts(record.id)["sent"]:
@@ -95,7 +97,8 @@ def publish_site(config: Config, out: Path) -> SiteReport:
         return when.astimezone(zone).date().isoformat()
 
     env = template_env(config)
-    common = base_context(config)
+    # every page carries the signup form, posting to `newsletter serve`
+    common = {**base_context(config), "subscribe_url": config.subscribe_url}
     building = _new_folder(out)
     try:
         for entry in entries:

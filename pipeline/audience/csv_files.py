@@ -17,6 +17,7 @@ from .addresses import email_problem, name_problem, shown
 from .csv_formats import LEFT, SKIPPED, SUPPRESSED, Columns, ColumnsError, columns_for
 from .csv_text import Encoding, StrictReader, cell_limit, detect_encoding
 from .queries import (
+    CONSENT,
     add_tags,
     begin_import,
     end_import,
@@ -208,17 +209,20 @@ def restored(cell: str) -> str:
 
 
 def export_csv(db: Database, handle: TextIO) -> int:
-    """Every subscriber, with status and custom columns, as CSV on handle; how many."""
+    """Every subscriber, with status, consent record (empty for a reader who did not sign
+    up through `serve`) and custom columns, as CSV on handle; how many."""
     keys: set[str] = set()
     for sub in subscribers(db, "all"):  # a page at a time, on either database
         keys.update(sub.fields)
     extra = sorted(keys)
     written = 0
     out = csv.writer(handle)
-    out.writerow(["email", "name", "status", *(neutralised(k) for k in extra)])
+    out.writerow(["email", "name", "status", *CONSENT,
+                  *(neutralised(k) for k in extra if k not in CONSENT)])
     for sub in subscribers(db, "all"):
         status = f"suppressed:{sub.suppressed}" if sub.suppressed else sub.status
-        out.writerow([neutralised(cell) for cell in (sub.email, sub.name, status,
-                                                      *(sub.fields.get(k, "") for k in extra))])
+        out.writerow([neutralised(cell) for cell in (
+            sub.email, sub.name, status, *(sub.consent.get(k) or "" for k in CONSENT),
+            *(sub.fields.get(k, "") for k in extra if k not in CONSENT))])
         written += 1
     return written

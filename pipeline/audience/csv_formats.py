@@ -181,7 +181,10 @@ FORMATS = (
            expanded=frozenset({"metadata"}), state=_buttondown_state),
     Format("", frozenset({"status"}), email=("email", "e-mail", "email_address", "邮箱",
                                              "电子邮箱", "电子邮件", "邮件地址"),
-           name=("name", "姓名"), dropped=frozenset({"status"}), state=_status_state),
+           name=("name", "姓名"), state=_status_state,
+           # our own export: the consent record is the database's, not a custom column
+           dropped=frozenset({"status", "consent_at", "consent_source", "consent_client",
+                              "consent_agent", "confirmed_at"})),
 )
 PLAIN = Format("", frozenset(), email=FORMATS[-1].email, name=FORMATS[-1].name)
 

@@ -18,6 +18,10 @@ from ..store import Database, transaction
 from .addresses import email_problem, name_problem
 from .tokens import Claim, Signer, TokenError, new_ref, signer_for
 
+# A reader's consent (double opt-in): when and where they asked, from which client
+# address and user agent, and when they confirmed.
+CONSENT = ("consent_at", "consent_source", "consent_client", "consent_agent", "confirmed_at")
+
 
 @dataclass(frozen=True)
 class Subscriber:
@@ -28,6 +32,8 @@ class Subscriber:
     status: str
     suppressed: str | None = None  # the suppression reason, if any
     ref: bytes = field(default=b"", repr=False)  # what the reader's unsubscribe token signs
+    # the consent of their latest confirmed signup (CONSENT's columns), if any
+    consent: dict[str, str | None] = field(default_factory=dict, repr=False)
 
     def as_json(self) -> dict:
         return {"email": self.email, "name": self.name, "status": self.status,
@@ -42,7 +48,8 @@ class Subscriber:
         keys = row.keys()
         return cls(row["id"], row["email"], row["name"], json.loads(row["fields"]),
                    row["status"], row["reason"] if "reason" in keys else None,
-                   row["ref"] if "ref" in keys else b"")
+                   row["ref"] if "ref" in keys else b"",
+                   {column: row[column] for column in CONSENT if column in keys})
 
 
 def upsert(db: Database, email: str, name: str, fields: dict[str, str],

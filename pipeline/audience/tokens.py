@@ -17,6 +17,12 @@ only a token that passes is looked up in the database (``queries.find_reader``).
 Rotation: a token signed with a secret listed in NEWSLETTER_SECRET_PREVIOUS still
 verifies; new links always use NEWSLETTER_SECRET.
 
+Confirmation links (double opt-in) are ``PAYLOAD.MAC`` the same way: PAYLOAD (24
+characters) is the signup's ref (12 random bytes, ``signups.ref``) and the time the link
+expires (6 bytes, big-endian Unix seconds), so the expiry is inside the MAC; the MAC
+(20 characters) is over ``confirm\0`` + PAYLOAD, under a key of its own. Neither kind of
+token passes for the other: other keys, other labels, other lengths.
+
 Links in mail sent by version 0.1.0 carried the address itself:
 base64url(list id \\x1f address) + "." + an HMAC under the old key. They are honoured
 (``legacy``) when they are in canonical form, verify under the current or a previous
@@ -33,6 +39,7 @@ import secrets
 import string
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from ..config import Config
 
@@ -40,6 +47,9 @@ REF_BYTES = 12  # a reader's ref: random bytes, stored with them (subscribers.re
 MAC_BYTES = 15
 _PURPOSE = b"unsubscribe\0"  # what the MAC is over: this label, then the ref
 _KEY_LABEL = b"newsletter-as-code: the key of unsubscribe tokens\0"
+_CONFIRM_PURPOSE = b"confirm\0"
+_CONFIRM_KEY_LABEL = b"newsletter-as-code: the key of confirmation links\0"
+EXPIRY_BYTES = 6
 _ALPHABET = frozenset(string.ascii_letters + string.digits + "-_")
 # version 0.1.0's tokens
 _LEGACY_KEY_LABEL = b"newsletter-unsubscribe\x00"
@@ -49,6 +59,10 @@ _LEGACY_MAC_BYTES = 20
 
 class TokenError(ValueError):
     pass
+
+
+class TokenExpired(TokenError):
+    """A genuine confirmation link whose time has passed."""
 
 
 def new_ref() -> bytes:
@@ -100,6 +114,8 @@ class Signer:
             raise ValueError("an empty secret signs nothing")
         every = [secret, *(s for s in previous if s and s != secret)]  # current first
         self.keys = [hmac.digest(s.encode("utf-8"), _KEY_LABEL, "sha256") for s in every]
+        self.confirm_keys = [hmac.digest(s.encode("utf-8"), _CONFIRM_KEY_LABEL, "sha256")
+                             for s in every]
         self.legacy_keys = [hashlib.sha256(_LEGACY_KEY_LABEL + s.encode()).digest()
                             for s in every]
         self.list_id = list_id  # only a legacy token names its list
@@ -123,6 +139,28 @@ class Signer:
             raise TokenError("the token's signature does not match")
         return Claim(ref=ref)
 
+    def confirmation(self, ref: bytes, expires: datetime) -> str:
+        """The token of a confirmation link: the signup's ref and its expiry, signed."""
+        if len(ref) != REF_BYTES:
+            raise ValueError(f"a ref is {REF_BYTES} bytes")
+        payload = ref + int(expires.timestamp()).to_bytes(EXPIRY_BYTES, "big")
+        return f"{encode(payload)}.{encode(_confirm_mac(self.confirm_keys[0], payload))}"
+
+    def verify_confirmation(self, token: str, now: datetime) -> bytes:
+        """The signup ref a confirmation token names; TokenError if it is malformed,
+        forged or altered, TokenExpired once its time has passed. No database is read."""
+        payload_text, dot, mac_text = token.partition(".")
+        if not dot:
+            raise TokenError("malformed token")
+        payload = decode(payload_text, REF_BYTES + EXPIRY_BYTES)
+        mac = decode(mac_text, MAC_BYTES)
+        if not _matches(mac, [_confirm_mac(key, payload) for key in self.confirm_keys]):
+            raise TokenError("the token's signature does not match")
+        expires = datetime.fromtimestamp(int.from_bytes(payload[REF_BYTES:], "big"), UTC)
+        if now >= expires:
+            raise TokenExpired(f"the link expired at {expires.isoformat()}")
+        return payload[:REF_BYTES]
+
     def _legacy(self, payload_text: str, mac_text: str) -> Claim:
         payload, mac = decode(payload_text), decode(mac_text, _LEGACY_MAC_BYTES)
         expected = [hmac.digest(key, payload, "sha256")[:_LEGACY_MAC_BYTES]
@@ -137,6 +175,10 @@ class Signer:
 
 def _mac(key: bytes, ref: bytes) -> bytes:
     return hmac.digest(key, _PURPOSE + ref, "sha256")[:MAC_BYTES]
+
+
+def _confirm_mac(key: bytes, payload: bytes) -> bytes:
+    return hmac.digest(key, _CONFIRM_PURPOSE + payload, "sha256")[:MAC_BYTES]
 
 
 def _matches(mac: bytes, expected: list[bytes]) -> bool:

@@ -304,7 +304,8 @@ def export(app: App, issue: str, fmt: str, out: Path) -> None:
 @pass_app
 @needs("NEWSLETTER_SECRET")
 def serve(app: App, host: str, port: int) -> None:
-    """Answer unsubscribe links (one-click POST and the page) behind your reverse proxy."""
+    """Answer unsubscribe links (one-click POST and the page) and signups (POST /subscribe,
+    the confirmation link, the welcome issue) behind your reverse proxy."""
     from ..web.server import run_server
 
     run_server(app.config, app.clock, host, port, app.log)

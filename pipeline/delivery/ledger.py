@@ -218,6 +218,74 @@ class Ledger:
             f"WHERE d.send_id = ? AND d.status = 'inflight' AND {_OVER[self.db.dialect]}",
             (stamp, ORPHANED, send_id, self.run)).rowcount
 
+    # --- a send of one reader at a time: the welcome email ---------------------------
+
+    def open_send(self, issue: str, subject: str, provider: str, now: datetime) -> int:
+        """The id of the issue's send, created without an audience snapshot if it has
+        none: readers join it one at a time (``enqueue``). The caller holds the
+        transaction."""
+        self.db.execute("INSERT INTO sends (issue, subject, provider, state, started_at) "
+                        "VALUES (?, ?, ?, 'done', ?) ON CONFLICT (issue) DO NOTHING",
+                        (issue, subject, provider, now.isoformat()))
+        return self.db.execute("SELECT id FROM sends WHERE issue = ?", (issue,)).fetchone()[0]
+
+    def enqueue(self, send_id: int, subscriber_id: int, email: str, now: datetime) -> bool:
+        """One reader more for the send, pending; False if they are in its ledger already
+        (nobody is queued twice, whatever became of their row). The caller holds the
+        transaction."""
+        added = self.db.execute(
+            "INSERT INTO deliveries (send_id, subscriber_id, email, updated_at) VALUES "
+            "(?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (send_id, subscriber_id, email, now.isoformat())).rowcount
+        if added:  # `send --due` resumes a send in state 'sending': a welcome a crash left
+            self.db.execute("UPDATE sends SET total = total + 1, state = 'sending', "
+                            "finished_at = NULL WHERE id = ?", (send_id,))
+        return bool(added)
+
+    def claim_reader(self, send_id: int, subscriber_id: int, now: datetime
+                     ) -> Recipient | None:
+        """This reader's row, if it is pending: marked in flight by this run and committed
+        (before the request), and the recipient to send to; None when it is not pending
+        (sent, in flight elsewhere, unknown), or it was set aside (``set_aside``: the
+        reader left or was suppressed meanwhile, or the address cannot be sent to)."""
+        self.retrying(lambda: self._begin_run(now), "nothing was sent")
+        return self.retrying(lambda: self._claim_reader(send_id, subscriber_id,
+                                                        now.isoformat()), "nothing was sent")
+
+    def _claim_reader(self, send_id: int, subscriber_id: int, stamp: str) -> Recipient | None:
+        with transaction(self.db):
+            row = self.db.execute(
+                f"SELECT d.subscriber_id, {READER} FROM deliveries d "
+                f"{reader_of('d.subscriber_id')} WHERE d.send_id = ? AND d.subscriber_id = ? "
+                "AND d.status = 'pending'", (send_id, subscriber_id)).fetchone()
+            if row is None:
+                return None
+            why, status = skip_reason(row), "skipped"
+            if not why:
+                why, status = invalid_reason(row["email"]), "invalid"
+            if why:
+                self.db.execute("UPDATE deliveries SET status = ?, error = ?, updated_at = ? "
+                                "WHERE send_id = ? AND subscriber_id = ?",
+                                (status, why, stamp, send_id, subscriber_id))
+                self.set_aside.append((status, row["email"], why))
+                return None
+            claimed = self.db.execute(  # a row another request claimed first is not pending
+                "UPDATE deliveries SET status = 'inflight', attempts = attempts + 1, run = ?, "
+                "updated_at = ? WHERE send_id = ? AND subscriber_id = ? AND status = 'pending'",
+                (self.run, stamp, send_id, subscriber_id)).rowcount
+        return _recipient(row) if claimed else None
+
+    def close_if_done(self, send_id: int, now: datetime) -> None:
+        """Mark the send done when nobody of it is pending or in flight (a welcome
+        delivered); rows in flight of other runs are left as they are."""
+        def close() -> None:
+            with transaction(self.db):
+                self.db.execute(
+                    "UPDATE sends SET state = 'done', finished_at = ? WHERE id = ? AND NOT "
+                    "EXISTS (SELECT 1 FROM deliveries WHERE send_id = ? AND status IN "
+                    "('pending', 'inflight'))", (now.isoformat(), send_id, send_id))
+        self.retrying(close, "the send's state could not be recorded")
+
     def claim(self, send_id: int, size: int, now: datetime) -> list[Recipient]:
         """The next batch of pending recipients, marked in flight by this run and
         committed; on PostgreSQL rows another worker is claiming are passed over.

@@ -130,8 +130,12 @@ class PreparedEmail:
     """What every message of one send shares, prepared once."""
 
     def __init__(self, rendered: RenderedEmail, config: Config, web_url: str,
-                 test: bool = False, subject_line: int | None = None):
+                 test: bool = False, subject_line: int | None = None,
+                 list_headers: bool = True):
+        """``list_headers``: False for a message that is not of the list (a signup's
+        confirmation): no List-Unsubscribe, nothing to leave yet."""
         sender = config.sender
+        self.list_headers = list_headers
         self.config = config
         self.slug = rendered.slug  # the issue's id
         self.test = test
@@ -160,7 +164,8 @@ class PreparedEmail:
             # Gmail's feedback loop: complaints counted per issue, list and sender
             + header_line("Feedback-ID", ":".join(field.replace(":", "-") for field in
                                                   (self.slug, config.list_id, self.domain)))
-            + "List-Unsubscribe-Post: List-Unsubscribe=One-Click" + CRLF
+            + ("List-Unsubscribe-Post: List-Unsubscribe=One-Click" + CRLF
+               if list_headers else "")
             + "MIME-Version: 1.0" + CRLF
             + f'Content-Type: multipart/alternative; boundary="{self.boundary}"' + CRLF
             + ("X-Newsletter-Test: yes" + CRLF if test else "")
@@ -214,6 +219,8 @@ class Message:
 
     def headers(self) -> dict[str, str]:
         """The headers that differ per recipient."""
+        if not self.prepared.list_headers:
+            return {}
         return {
             "List-Unsubscribe": self.prepared.list_unsubscribe(self.values["unsubscribe_url"],
                                                                self.token),
@@ -223,10 +230,12 @@ class Message:
         """The full MIME message: multipart/alternative, text/plain first, base64 parts
         (no line over 76 octets), CRLF line ends."""
         p = self.prepared
-        unsubscribe = self.headers()["List-Unsubscribe"].replace(", <mailto", f",{CRLF} <mailto")
+        unsubscribe = self.headers().get("List-Unsubscribe", "").replace(
+            ", <mailto", f",{CRLF} <mailto")
         head = (f"To: {address(self.values['name'], self.recipient.email)}{CRLF}"
                 + f"Date: {format_datetime(now)}{CRLF}"
                 + f"Message-ID: {self.message_id}{CRLF}"
-                + f"List-Unsubscribe: {unsubscribe}{CRLF}").encode("ascii")
+                + (f"List-Unsubscribe: {unsubscribe}{CRLF}" if unsubscribe else "")
+                ).encode("ascii")
         return b"".join((p.fixed_headers, head, p.text_head, _b64(self.text), p.html_head,
                          _b64(self.html), p.closing))

@@ -60,6 +60,10 @@ def schedule_issue(folder: Path, config: Config, when: datetime | None, now: dat
                             "give a later time, or send it now with `newsletter send`")
     ids = issue_ids(config)
     meta, lines = read_metadata(folder, config, ids)
+    if meta.get("kind") == "welcome":
+        raise PipelineError(f"{meta['id']}: a welcome issue (kind: welcome) is sent to each "
+                            "reader who confirms a signup, never on a schedule",
+                            path=str(folder / ISSUE_FILE), line=lines.get("kind"))
     db = connect(config.database)
     try:
         record = Ledger(db).find(*ids.ledger_keys(meta["id"], folder))
@@ -81,7 +85,7 @@ class IssueState:
     number: int | None
     title: str
     send_at: datetime | None
-    state: str  # draft | scheduled | due | late | sending | sent | partial | invalid
+    state: str  # draft | scheduled | due | late | sending | sent | partial | invalid | welcome
     provider: str = ""
     started_at: str | None = None
     finished_at: str | None = None
@@ -186,9 +190,11 @@ def issue_state(folder: Path, config: Config, ledger: Ledger, now: datetime,
         else:
             state.state = "partial" if counts["failed"] or counts["invalid"] or \
                 counts["unknown"] else "sent"
+    elif meta.get("kind") == "welcome":  # sent to each confirmed reader, never scheduled
+        state.state = "welcome"
     else:
         state.readers = count_segment(ledger.db, state.audience)
-    if not record and state.send_at is not None:
+    if not record and state.state == "draft" and state.send_at is not None:
         if state.send_at > now:
             state.state = "scheduled"
         elif now - state.send_at > config.max_lateness:

@@ -102,6 +102,18 @@ def _require_unsubscribe_url(config: Config) -> None:
                                                 "serve` answers")
 
 
+def _refuse_welcome(issue: Issue, ledger: Ledger) -> None:
+    """A welcome issue goes to each reader who confirms a signup, one at a time: never
+    to the whole audience. Its send, once readers joined it, resumes like any other."""
+    if issue.kind == "welcome" and ledger.find(*issue.ledger_keys) is None:
+        ledger.db.close()
+        raise PipelineError(f"{issue.id}: a welcome issue (kind: welcome) is sent by `newsletter "
+                            "serve` to each reader who confirms a signup, never to the whole "
+                            f"audience; try it with `newsletter send {issue.slug} --test --to "
+                            "ADDR`", path=display_path(issue.folder / "issue.yaml"),
+                            line=issue.lines.get("kind"))
+
+
 def send_issue(folder: Path, config: Config, provider: Provider, rt: Runtime,
                resend_unknown: bool = False, prepared: tuple[Issue, PreparedEmail] | None = None,
                fallback: Callable[[], Provider] | None = None) -> SendReport:
@@ -114,6 +126,7 @@ def send_issue(folder: Path, config: Config, provider: Provider, rt: Runtime,
     issue, email = prepared or prepare(folder, config)
     ledger = Ledger(connect(config.database), config.database_wait.total_seconds(), rt.sleep,
                     rt.stop, rt.log)
+    _refuse_welcome(issue, ledger)
     if (ledger.find(*issue.ledger_keys) is None
             and not audience.count_segment(ledger.db, issue.audience)):
         ledger.db.close()
@@ -396,6 +409,7 @@ def plan_send(folder: Path, config: Config, provider_name: str, now: datetime) -
     db = connect(config.database)
     try:
         ledger = Ledger(db)
+        _refuse_welcome(issue, ledger)
         record = ledger.find(*issue.ledger_keys)
         if record:
             counts = ledger.counts(record.id)

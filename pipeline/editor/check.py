@@ -99,6 +99,12 @@ def _metadata(issue: Issue, config: Config) -> Iterator[Problem]:
                       ("preheader", issue.preheader)):
         if key in lines:
             yield from _copy_editing(text, config, meta, lambda snippet, k=key: lines[k])
+    if issue.kind == "welcome":
+        for key in ("send_at", "publish"):
+            if key in lines:
+                yield Problem(meta, lines[key], f"'{key}' does nothing in a welcome issue: it "
+                              "goes to each reader who confirms a signup, never on a "
+                              "schedule or the archive; remove the line", "warning")
 
 
 def _content(issue: Issue, config: Config) -> Iterator[Problem]:

@@ -11,8 +11,9 @@ from .reader import (
     read_issue,
     read_metadata,
     resolve_issue_path,
+    welcome_folder,
 )
 
 __all__ = ["ISSUE_FILE", "Image", "Issue", "IssueIds", "Item", "Link", "Section", "derived_id",
            "is_id", "issue_folders", "issue_ids", "parse_send_at", "read_issue", "read_metadata",
-           "record_id", "resolve_issue_path", "set_key"]
+           "record_id", "resolve_issue_path", "set_key", "welcome_folder"]

@@ -93,6 +93,7 @@ class Issue:
     ledger_keys: tuple[str, ...] = ()  # the id, then a folder name it was sent under
     language: str = "en"  # BCP 47: issue.yaml's language, else newsletter.toml's
     audience: Segment = EVERYONE  # who of the active readers it is for
+    kind: str = "issue"  # or "welcome": sent to each newly confirmed reader, not scheduled
 
     @property
     def direction(self) -> str:

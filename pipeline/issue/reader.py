@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..config import Config, value_problem
-from ..errors import Problems, did_you_mean, display_path, printable
+from ..errors import IssueError, Problem, Problems, did_you_mean, display_path, printable
 from . import commonmark
 from .files import (
     MAX_SECTIONS,
@@ -53,7 +53,9 @@ ISSUE_FIELDS = {
     "id": Field("id"),
     "language": Field("language"),  # a BCP 47 tag; default: newsletter.toml's language
     "audience": Field("segment"),  # {tags: [...], exclude: [...]}; default: everyone
+    "kind": Field("issue_kind"),  # welcome: sent to each newly confirmed reader, never scheduled
 }
+ISSUE_KINDS = ("issue", "welcome")
 SECTION_FIELDS = {
     "kind": Field("str", True, "kind: news"),
     "title": Field("str"),
@@ -146,6 +148,7 @@ def read_issue(folder: Path, config: Config, ids: IssueIds | None = None) -> Iss
         ledger_keys=ids.ledger_keys(meta["id"], folder),
         language=meta.get("language") or config.language,
         audience=meta.get("audience", EVERYONE),
+        kind=meta.get("kind", "issue"),
     )
 
 
@@ -158,6 +161,26 @@ def read_metadata(folder: Path, config: Config, ids: IssueIds | None = None
     meta, lines = _read_issue_yaml(folder, config, problems, ids or issue_ids(config))
     problems.raise_if_any()
     return meta, lines
+
+
+def welcome_folder(config: Config, ids: IssueIds | None = None) -> Path | None:
+    """The issue folder marked ``kind: welcome`` under issues/, or None; IssueError when
+    more than one is (a reader gets one welcome)."""
+    ids = ids or issue_ids(config)
+    found = []
+    for folder in issue_folders(config):
+        try:
+            meta, lines = read_metadata(folder, config, ids)
+        except IssueError:
+            continue  # its own problems are its own command's to report
+        if meta.get("kind") == "welcome":
+            found.append((folder, lines.get("kind")))
+    if len(found) > 1:
+        raise IssueError([Problem(display_path(folder / ISSUE_FILE), line,
+                                  "more than one issue says 'kind: welcome'; a new reader gets "
+                                  "one welcome: keep the mark on one of them")
+                          for folder, line in found])
+    return found[0][0] if found else None
 
 
 # --- issue.yaml --------------------------------------------------------------------
@@ -254,6 +277,11 @@ def _convert(key: str, value: Any, spec: Field, config: Config, shown: str, line
                                       "write it like 'en', 'zh-CN' or 'ar'")
             return None
         return value.strip()
+    if kind == "issue_kind":
+        if value in ISSUE_KINDS:
+            return value
+        return wrong(f"one of {', '.join(ISSUE_KINDS)} (welcome: the email each newly "
+                     "confirmed reader gets)")
     if kind in ("str", "image"):
         if isinstance(value, str | int | float) and not isinstance(value, bool):
             return str(value).strip()

@@ -22,6 +22,7 @@ from markupsafe import Markup
 from ..config import Config
 from ..errors import IssueError, Problem, display_path
 from ..issue import Image, Issue
+from ..issue.model import text_direction
 from .assets import Asset, issue_assets
 from .blocks import html_blocks
 from .plaintext import References, render_text
@@ -281,6 +282,27 @@ def render_issue(issue: Issue, config: Config, env: jinja2.Environment | None = 
     assets = issue_assets(issue)
     return RenderedEmail(issue.id, issue.subject, issue.preheader, html, text, mjml_source,
                          assets, display_path(issue.folder / "issue.yaml"))
+
+
+CONFIRMATION = "confirm"  # the confirmation email's slug: its outbox folder and Message-IDs
+
+
+def render_confirmation(config: Config, env: jinja2.Environment | None = None
+                        ) -> RenderedEmail:
+    """The confirmation email of a signup, from templates/email/confirm.mjml.j2 and
+    templates/text/confirm.txt.j2: rendered once, %%email%% and %%confirm_url%% filled
+    per signup."""
+    env = env or template_env(config)
+    direction = text_direction(config.language)
+    subject = config.labels.confirm_subject.format(name=config.name)
+    context = {**base_context(config), "lang": config.language, "dir": direction,
+               "start": "right" if direction == "rtl" else "left", "subject": subject,
+               "days": config.signup.expiry.days}
+    mjml_source = _render_template(env, "email/confirm.mjml.j2", context)
+    html = inline_css(mjml_to_html(mjml_source))
+    text = re.sub(r"\n{3,}", "\n\n", _render_template(env, "text/confirm.txt.j2", context))
+    return RenderedEmail(CONFIRMATION, subject, "", html, text, mjml_source, (),
+                         "templates/email/confirm.mjml.j2")
 
 
 def _render_template(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:

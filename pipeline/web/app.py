@@ -2,8 +2,9 @@
 
 ``create_app(config, clock)`` returns a WSGI callable. Each route is a small function
 that takes a ``Request`` and returns a ``Response``; the request limits and the security
-headers are applied once, here, around every response. Routes today: the unsubscribe
-page and its one-click POST (``web.unsubscribe``), SendGrid's Event Webhook
+headers are applied once, here, around every response. Routes: the unsubscribe page and
+its one-click POST (``web.unsubscribe``), signup with double opt-in (``web.signup``:
+/subscribe and /confirm, or where [signup] url puts them), SendGrid's Event Webhook
 (``web.webhooks``), and ``/healthz`` for the reverse proxy. No redirects, no cookies.
 """
 
@@ -14,8 +15,11 @@ from datetime import datetime
 from urllib.parse import parse_qs, urlparse
 
 from ..config import Config
+from ..delivery.providers import Provider, make_provider
+from ..delivery.signup import SignupMail
 from ..store import connect
 from .routing import Request, Response, Route
+from .signup import Signups
 from .unsubscribe import unsubscribe_route
 from .webhooks import MAX_BODY as WEBHOOK_BODY
 from .webhooks import PATH as WEBHOOK
@@ -31,24 +35,39 @@ SECURITY_HEADERS = [
     ("X-Frame-Options", "DENY"),
 ]
 REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
-           405: "Method Not Allowed", 413: "Payload Too Large"}
+           405: "Method Not Allowed", 413: "Payload Too Large", 429: "Too Many Requests"}
 BODY_LIMITS = {WEBHOOK: WEBHOOK_BODY}  # routes that take more than MAX_BODY
 
 
 METHODS = ("GET", "HEAD", "POST")
 
 
-def create_app(config: Config, clock: Callable[[], datetime]):
-    unsubscribe = unsubscribe_route(config, clock)
+def create_app(config: Config, clock: Callable[[], datetime],
+               new_provider: Callable[[], Provider] | None = None,
+               log: Callable[[str], None] = lambda line: None,
+               signup_mail: SignupMail | None = None):
+    """``new_provider``: a provider for a request (default: the configured one);
+    ``signup_mail``: the confirmation and welcome emails, rendered (default: on the
+    first signup)."""
+    def provider() -> Provider:
+        return new_provider() if new_provider else make_provider(config.provider, config)
+
+    signups = Signups(config, clock, provider, log, signup_mail)
+    unsubscribe = unsubscribe_route(config, clock, signups.resubscribe)
     routes: dict[str, Route] = {"/healthz": lambda request: _health(config),
                                 WEBHOOK: sendgrid_webhook_route(config, clock)}
     for path in {"/unsubscribe", urlparse(config.unsubscribe_url).path or "/unsubscribe"}:
         routes[path] = unsubscribe
+    for path in {"/subscribe", urlparse(config.subscribe_url).path or "/subscribe"}:
+        routes[path] = signups.subscribe
+    for path in {"/confirm", urlparse(config.confirm_url).path or "/confirm"}:
+        routes[path] = signups.confirm
 
     def app(environ, start_response):
         response = _answer(environ, routes, unsubscribe)
         headers = [("Content-Type", response.content_type),
-                   ("Content-Length", str(len(response.body))), *SECURITY_HEADERS]
+                   ("Content-Length", str(len(response.body))), *response.headers,
+                   *SECURITY_HEADERS]
         start_response(f"{response.status} {REASONS[response.status]}", headers)
         return [response.body]
 
@@ -77,8 +96,12 @@ def _answer(environ, routes: dict[str, Route], fallback: Route) -> Response:
         body = raw.decode("utf-8", "replace")
         headers = {name[5:].replace("_", "-").lower(): value
                    for name, value in environ.items() if name.startswith("HTTP_")}
-        form = parse_qs(body) if length <= MAX_BODY else {}
-        request = Request(method, path, request.query, form, body, raw, headers)
+        content_type = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+        form = parse_qs(body) if length <= MAX_BODY and content_type != "application/json" \
+            else {}
+        request = Request(method, path, request.query, form, body, raw, headers,
+                          environ.get("REMOTE_ADDR", ""), environ.get("HTTP_USER_AGENT", ""),
+                          content_type)
     return route(request)
 
 

@@ -15,6 +15,9 @@ class Request:
     body: str = ""
     raw: bytes = b""  # the body as it came (a signature covers these bytes)
     headers: dict[str, str] = field(default_factory=dict)  # by lower-case name
+    client: str = ""  # the client's address (REMOTE_ADDR)
+    agent: str = ""  # its User-Agent
+    content_type: str = ""  # of the body, lower-cased, without parameters
 
     def value(self, name: str) -> str:
         """A parameter from the query string or, failing that, the form."""
@@ -26,6 +29,7 @@ class Response:
     status: int
     body: bytes
     content_type: str = "text/html; charset=utf-8"
+    headers: tuple[tuple[str, str], ...] = ()  # more headers (Retry-After)
 
 
 Route = Callable[[Request], Response]

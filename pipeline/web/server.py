@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from ..config import Config
+from ..delivery.signup import prepare_signup_mail
 from ..errors import listening
 from .app import create_app
 
@@ -20,11 +21,14 @@ def run_server(config: Config, clock: Callable[[], datetime], host: str, port: i
                log: Callable[[str], None]) -> None:
     import waitress
 
-    application = create_app(config, clock)
+    # the confirmation and the welcome are rendered now: a mistake in them stops serve
+    # with its path and line, before anyone signs up
+    application = create_app(config, clock, log=log, signup_mail=prepare_signup_mail(config))
     with listening(host, port):
         server = waitress.create_server(application, host=host, port=port, ident="newsletter",
                                         **LIMITS)
-    log(f"serving unsubscribe on http://{host}:{port}/unsubscribe (Ctrl-C stops)")
+    log(f"serving unsubscribe on http://{host}:{port}/unsubscribe and signup on "
+        f"http://{host}:{port}/subscribe (Ctrl-C stops)")
     try:
         server.run()
     except KeyboardInterrupt:

@@ -107,7 +107,8 @@ class SendGridProvider(Provider):
                 {"type": "text/html", "value": prepared.html.source()},
             ],
             "headers": {
-                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                **({"List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+                   if prepared.list_headers else {}),
                 "List-Id": f"{self.config.name} <{self.config.list_id}>",
             },
             "custom_args": {"issue": prepared.slug},

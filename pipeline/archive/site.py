@@ -19,7 +19,7 @@ from ..delivery.ledger import Ledger
 from ..errors import ConfigError, PipelineError, display_path
 from ..issue import Issue, issue_folders, issue_ids, read_issue, read_metadata
 from ..render import template_env
-from ..render.assets import copy_assets, issue_assets
+from ..render.assets import issue_assets, write_assets
 from ..render.pages import page_context, site_image_url
 from ..render.templates import base_context, issue_label
 from ..store import connect
@@ -102,7 +102,7 @@ def publish_site(config: Config, out: Path) -> SiteReport:
             issue = entry.issue
             folder = building / issue.id
             folder.mkdir()
-            copy_assets(issue_assets(issue), folder)
+            write_assets(issue_assets(issue), folder)
             context = page_context(issue, site_image_url(issue, ""))
             html = env.get_template("web/issue.html.j2").render(
                 **common, **context, date=day(entry.published),

@@ -23,6 +23,7 @@ from ..delivery.personalise import Part
 from ..errors import PipelineError, Problem, display_path, listening
 from ..issue import read_issue
 from ..render import render_issue, web_url
+from ..render.assets import Asset, prepare_image
 from ..render.mail import GMAIL_CLIP
 from .check import lint, sort_findings
 
@@ -41,6 +42,7 @@ class State:
     size: int = 0
     findings: list[Problem] = field(default_factory=list)
     errors: list[Problem] = field(default_factory=list)
+    assets: tuple[Asset, ...] = ()  # the images as the build writes them
 
     def as_json(self) -> dict:
         def plain(problems: list[Problem]) -> list[dict]:
@@ -73,6 +75,7 @@ class Previewer:
         except PipelineError as exc:
             state.errors = list(exc.problems)
             state.html, state.text = self.state.html, self.state.text  # keep the last good
+            state.assets = self.state.assets
         else:
             constants = {"web_url": web_url(issue, config) or "#"}
             state.html = Part(rendered.html, constants, html=True).fill(SAMPLE_READER)
@@ -81,6 +84,7 @@ class Previewer:
             sender = config.sender
             state.sender = f"{sender.name} <{sender.email}>"
             state.size = rendered.html_size
+            state.assets = rendered.assets
             state.findings = sort_findings(lint(issue, rendered, config))
         with self.changed:
             self.state = state
@@ -158,13 +162,15 @@ def make_server(previewer: Previewer, host: str, port: int) -> ThreadingHTTPServ
             return self.send(404, b"not found", "text/plain")
 
         def asset(self, relative: str) -> None:
-            file = (previewer.folder / relative).resolve()
-            if previewer.folder not in file.parents or not file.is_file():
+            """An image as the build writes it (scaled, converted): what readers get."""
+            asset = next((a for a in previewer.state.assets if a.name == relative), None)
+            if asset is None or not asset.source.is_file():
                 return self.send(404, b"not found", "text/plain")
             kinds = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
                      ".gif": "image/gif", ".webp": "image/webp", ".svg": "image/svg+xml"}
-            return self.send(200, file.read_bytes(),
-                             kinds.get(file.suffix.lower(), "application/octet-stream"))
+            return self.send(200, prepare_image(asset).data,
+                             kinds.get(Path(asset.name).suffix.lower(),
+                                       "application/octet-stream"))
 
         def events(self) -> None:
             self.send_response(200)

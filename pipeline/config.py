@@ -129,6 +129,22 @@ class Delivery:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Check:
+    """What `newsletter check` looks for beyond the issue itself."""
+
+    repeat_window: int = key("int", 3, low=0, high=100)  # issues back; 0: no repeat check
+    online_before_send: bool = key("bool", False)  # images reachable at asset_url first
+
+
+@dataclass(frozen=True, kw_only=True)
+class Review:
+    """What was reviewed is what is sent."""
+
+    require_clean: bool = key("bool", True)  # refuse an issue with uncommitted changes
+    base_branch: str = key("line", "main")  # `review` compares with its merge base
+
+
+@dataclass(frozen=True, kw_only=True)
 class Labels:
     """The fixed words of the templates, in the publication's language."""
 
@@ -225,6 +241,8 @@ class Config:
     smtp: SMTP = table(SMTP)
     sendgrid: SendGrid = table(SendGrid)
     delivery: Delivery = table(Delivery)
+    check: Check = table(Check)
+    review: Review = table(Review)
     labels: Labels = table(Labels)
     jekyll: Jekyll = table(Jekyll)
     sections: dict[str, SectionKind] = field(default_factory=dict)

@@ -156,6 +156,7 @@ class Labels:
     view_in_browser: str = key("str", "View in browser")
     unsubscribe: str = key("str", "Unsubscribe")
     links: str = key("str", "Links")
+    sent_version: str = key("str", "Sent version")  # the archive page: hash and commit
     why: str = key("format", "You receive this because you subscribed to {name}.",
                    fields=("name",))
     unsubscribe_prompt: str = key("format", "Stop receiving {name} at {email}?",

@@ -44,6 +44,7 @@ class Published:
     issue: Issue
     published: datetime
     updated: datetime
+    version: str = ""  # of the send: "sha256:… · commit …"; "" for one never sent
 
 
 def published_issues(config: Config) -> list[Published]:
@@ -60,7 +61,11 @@ def published_issues(config: Config) -> list[Published]:
             if record and ledger.counts(record.id)["sent"]:
                 started = datetime.fromisoformat(record.started_at)
                 finished = datetime.fromisoformat(record.finished_at or record.started_at)
-                chosen.append(Published(read_issue(folder, config, ids), started, finished))
+                version = " · ".join(filter(None, (
+                    record.content_hash and f"sha256:{record.content_hash[:12]}",
+                    record.source_commit and f"commit {record.source_commit[:12]}")))
+                chosen.append(Published(read_issue(folder, config, ids), started, finished,
+                                        version))
             elif meta.get("publish"):
                 issue = read_issue(folder, config, ids)
                 when = scheduled_time(issue, config)
@@ -106,7 +111,7 @@ def publish_site(config: Config, out: Path) -> SiteReport:
             context = page_context(issue, site_image_url(issue, ""))
             html = env.get_template("web/issue.html.j2").render(
                 **common, **context, date=day(entry.published),
-                issue_label=issue_label(issue, config))
+                issue_label=issue_label(issue, config), version=entry.version)
             (folder / "index.html").write_text(html, encoding="utf-8")
         index = [{"slug": e.issue.id, "title": e.issue.title, "date": day(e.published),
                   "preheader": e.issue.preheader, "issue_label": issue_label(e.issue, config)}

@@ -92,6 +92,8 @@ class IssueState:
     refused: list[tuple[str, str, str]] = field(default_factory=list)  # failed and invalid:
     # (address, status, why), when asked for
     by_provider: dict[str, int] = field(default_factory=dict)  # sent, by provider
+    content_hash: str = ""  # the version sent: the folder's hash, and its git commit
+    source_commit: str = ""
 
     def summary(self) -> list[str]:
         """The line `status` prints, and the addresses whose delivery is unknown, failed
@@ -107,6 +109,9 @@ class IssueState:
         if len(self.by_provider) > 1:  # a send that failed over
             line += "  sent through " + ", ".join(f"{name} {count}" for name, count
                                                   in self.by_provider.items())
+        if self.content_hash:
+            line += f"  version sha256:{self.content_hash[:12]}" + \
+                (f" commit {self.source_commit[:12]}" if self.source_commit else "")
         if self.id not in ("", self.slug):
             line += f"  id {self.id}"
         if self.problem:
@@ -129,6 +134,8 @@ class IssueState:
                                          ("sent", "failed", "invalid", "unknown", "pending",
                                           "skipped")},
                 "sent_by_provider": self.by_provider,
+                "content_hash": self.content_hash or None,
+                "commit": self.source_commit or None,
                 "problem": self.problem or None}
 
 
@@ -173,6 +180,7 @@ def issue_state(folder: Path, config: Config, ledger: Ledger, now: datetime,
         state.provider, state.started_at = record.provider, record.started_at
         state.finished_at, state.counts, state.total = record.finished_at, counts, record.total
         state.by_provider = ledger.providers(record.id)
+        state.content_hash, state.source_commit = record.content_hash, record.source_commit
         if record.state == "sending":
             state.state = "sending"
         else:

@@ -15,6 +15,7 @@ from pathlib import Path
 from ..config import Config
 from ..errors import IssueError, Problem, display_path
 from ..issue import Issue, read_issue
+from ..issue.version import issue_version
 from ..render import FIELDS, PLACEHOLDER, RenderedEmail, SizeVerdict, render_issue, size_verdict
 from ..render.assets import issue_assets
 from ..render.columns import display_width
@@ -77,11 +78,25 @@ def send_blockers(folder: Path, config: Config,
     check.online_before_send, an image that is not at asset_url too."""
     findings = check_issue(folder, config)
     errors = [finding for finding in findings if finding.severity == "error"]
+    if config.review.require_clean and folder.is_dir():
+        errors += uncommitted(folder)
     if errors or not config.check.online_before_send:
         return errors
     issue = read_issue(folder, config)
     return [finding for finding in check_images_online(issue, config, head or head_only)
             if finding.severity == "error"]
+
+
+def uncommitted(folder: Path) -> list[Problem]:
+    """An issue folder in a git work tree with changes not committed: what would be sent
+    is not what was reviewed. (A folder outside git is sent as it is.)"""
+    changed = issue_version(folder).changed
+    if not changed:
+        return []
+    shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+    return [Problem(display_path(folder), None, f"has changes that are not committed "
+                    f"({shown}); commit them, so that what is sent is what was reviewed (or "
+                    "set [review] require_clean = false)")]
 
 
 def _scaffold_text(issue: Issue) -> Iterator[Problem]:

@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -197,8 +198,9 @@ def make_server(previewer: Previewer, host: str, port: int) -> ThreadingHTTPServ
     return server
 
 
-def take_screenshots(base_url: str, out: Path, slug: str, widths=(375, 600)) -> list[Path]:
-    """PNG screenshots of the email at each width, with Debian's Chromium."""
+@contextmanager
+def launch_chromium():
+    """Debian's Chromium through Playwright (never a downloaded browser), closed after."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -208,13 +210,22 @@ def take_screenshots(base_url: str, out: Path, slug: str, widths=(375, 600)) -> 
     if not chromium.exists():
         raise PipelineError("screenshots need Chromium at /usr/bin/chromium: apt-get "
                             "install chromium")
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(chromium),
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--no-first-run", "--disable-sync"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def take_screenshots(base_url: str, out: Path, slug: str, widths=(375, 600)) -> list[Path]:
+    """PNG screenshots of the email at each width, with Debian's Chromium."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    with launch_chromium() as browser:
         for width in widths:
             page = browser.new_page(viewport={"width": width, "height": 900})
             page.goto(f"{base_url}/email.html", wait_until="load")
@@ -222,7 +233,6 @@ def take_screenshots(base_url: str, out: Path, slug: str, widths=(375, 600)) -> 
             page.screenshot(path=str(path), full_page=True)
             written.append(path)
             page.close()
-        browser.close()
     return written
 
 

@@ -102,5 +102,5 @@ def test_every_command_has_help():
     assert sorted(walk(cli, "")) == [
         "audience", "audience add", "audience count", "audience export", "audience import",
         "audience list", "audience remove", "audience sync", "audience unsubscribe", "build",
-        "check", "cron", "db", "db status", "db upgrade", "export", "init", "new", "preview", "publish", "schedule", "send",
+        "check", "cron", "db", "db status", "db upgrade", "export", "init", "new", "preview", "publish", "review", "schedule", "send",
         "serve", "status", "templates", "templates copy"]

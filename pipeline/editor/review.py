@@ -17,6 +17,7 @@ import io
 import re
 import tarfile
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -185,20 +186,26 @@ def _now():
 def screenshot(folder: Path, out: Path, config: Config) -> list[Path]:
     """The email at 600 and 375 px, in light and dark mode (the email's own
     prefers-color-scheme styles), with /usr/bin/chromium; no network."""
-    from .preview import launch_chromium
-
     build = out / "email"
     rendered = render_issue(read_issue(folder, config), config, relative_assets=True)
     build.mkdir(parents=True, exist_ok=True)
     (build / "email.html").write_text(rendered.html, encoding="utf-8")
     write_assets(rendered.assets, build / "assets")
+    # a thread of its own: Playwright's sync API refuses a thread that runs an event loop
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        return worker.submit(_shoot, build / "email.html", out).result()
+
+
+def _shoot(email: Path, out: Path) -> list[Path]:
+    from .preview import launch_chromium
+
     written = []
     with launch_chromium() as browser:
         for name, (width, scheme) in SCREENS.items():
             page = browser.new_page(viewport={"width": width, "height": 800},
                                     color_scheme=scheme)
             page.route("http*://**", lambda route: route.abort())  # readers' links: not here
-            page.goto((build / "email.html").resolve().as_uri(), wait_until="load")
+            page.goto(email.resolve().as_uri(), wait_until="load")
             path = out / f"{name}.png"
             page.screenshot(path=str(path), full_page=True)
             page.close()

@@ -147,6 +147,22 @@ class Signup:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Check:
+    """What `newsletter check` looks for beyond the issue itself."""
+
+    repeat_window: int = key("int", 3, low=0, high=100)  # issues back; 0: no repeat check
+    online_before_send: bool = key("bool", False)  # images reachable at asset_url first
+
+
+@dataclass(frozen=True, kw_only=True)
+class Review:
+    """What was reviewed is what is sent."""
+
+    require_clean: bool = key("bool", True)  # refuse an issue with uncommitted changes
+    base_branch: str = key("line", "main")  # `review` compares with its merge base
+
+
+@dataclass(frozen=True, kw_only=True)
 class Labels:
     """The fixed words of the templates, in the publication's language."""
 
@@ -158,6 +174,7 @@ class Labels:
     view_in_browser: str = key("str", "View in browser")
     unsubscribe: str = key("str", "Unsubscribe")
     links: str = key("str", "Links")
+    sent_version: str = key("str", "Sent version")  # the archive page: hash and commit
     why: str = key("format", "You receive this because you subscribed to {name}.",
                    fields=("name",))
     unsubscribe_prompt: str = key("format", "Stop receiving {name} at {email}?",
@@ -268,6 +285,8 @@ class Config:
     sendgrid: SendGrid = table(SendGrid)
     delivery: Delivery = table(Delivery)
     signup: Signup = table(Signup)
+    check: Check = table(Check)
+    review: Review = table(Review)
     labels: Labels = table(Labels)
     jekyll: Jekyll = table(Jekyll)
     sections: dict[str, SectionKind] = field(default_factory=dict)

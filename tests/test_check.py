@@ -207,21 +207,6 @@ def test_images_without_asset_url(run, project):
 
 
 
-def test_local_image_over_1_mb(run, project):
-    import random
-
-    from PIL import Image
-
-    noise = Image.frombytes("RGB", (800, 600), random.Random(1).randbytes(800 * 600 * 3))
-    noise.save(project / "big.png")
-    assert (project / "big.png").stat().st_size > 1024 * 1024
-    result = check(run, project, {"01-news.md": section("![噪点图](images/big.png)"),
-                                  "images/big.png": (project / "big.png").read_bytes()})
-    assert findings(result)[0].startswith("t/01-news.md:7: warning: image 'images/big.png' is ")
-    assert findings(result)[0].endswith(" MB; make it smaller than 1 MB (readers on phones pay "
-                                        "for it)")
-
-
 def test_space_between_cjk_and_latin(run, project):
     result = check(run, project, {"01-news.md": section("第一段。\n\n直接调用transformers库即可。")})
     assert findings(result) == [

@@ -103,5 +103,5 @@ def test_every_command_has_help():
         "audience", "audience add", "audience bounces", "audience count", "audience export",
         "audience import", "audience list", "audience remove", "audience sync", "audience tag",
         "audience unsubscribe", "build", "check", "cron", "db", "db status", "db upgrade",
-        "export", "init", "new", "preview", "publish", "report", "schedule", "send", "serve",
-        "stats", "status", "templates", "templates copy"]
+        "export", "init", "new", "preview", "publish", "report", "review", "schedule", "send",
+        "serve", "stats", "status", "templates", "templates copy"]

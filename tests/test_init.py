@@ -49,11 +49,16 @@ def test_init_writes_a_publication_that_builds_checks_and_sends(here):
     pub = here / "mynews"
     issue = pub / "issues" / "2026-03-02-welcome"
     assert sorted(str(p.relative_to(pub)) for p in pub.rglob("*")) == [
+        ".github", ".github/workflows", ".github/workflows/newsletter-review.yml",
         ".gitignore", "env.example", "issues", "issues/2026-03-02-welcome",
         "issues/2026-03-02-welcome/01-welcome.md",
         "issues/2026-03-02-welcome/02-how-it-is-made.md",
         "issues/2026-03-02-welcome/issue.yaml", "newsletter.toml"]
     assert result.stdout.startswith("created mynews/\n  newsletter.toml\n")
+    workflow = (pub / ".github" / "workflows" / "newsletter-review.yml").read_text()
+    assert "on:\n  pull_request:\n" in workflow and "{%" not in workflow
+    assert 'newsletter review "origin/${{ github.base_ref }}" --out review\n' in workflow
+    assert "--body-file review/report.md\n" in workflow
     next_steps = result.stdout.split("Next:\n")[1]
     for step in ("cd mynews", "export NEWSLETTER_SECRET=", "newsletter build issues/2026-03-02-"
                  "welcome", "newsletter preview issues/", "newsletter send issues/"):

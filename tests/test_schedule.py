@@ -99,11 +99,17 @@ def test_status_shows_state_and_counts(run, audience, project):
     run("send", ISSUE, "--yes")
     result = run("status")
     lines = result.stdout.splitlines()
+    db = sqlite3.connect(project / ".newsletter" / "newsletter.db")
+    (version,), = db.execute("SELECT content_hash FROM sends").fetchall()  # no git: no commit
+    db.close()
+    assert len(version) == 64
+    version = version[:12]
     assert lines[0] == (f"{ROUNDUP}  scheduled  send_at 2030-01-01T09:00:00+08:00  audience "
                         "everyone: 12 readers")
     assert lines[1] == (f"{ISSUE}  sent       send_at -  outbox: 12 recipients, sent 12, "
                         "failed 0, invalid 0, unknown 0, pending 0  started "
-                        "2023-12-06T08:00:00+00:00 finished 2023-12-06T08:00:00+00:00")
+                        "2023-12-06T08:00:00+00:00 finished 2023-12-06T08:00:00+00:00  "
+                        f"version sha256:{version}")
     data = json.loads(run("status", "--json").stdout)
     assert [(d["issue"], d["state"], d["sent"]) for d in data] == [
         (ROUNDUP, "scheduled", 0), (ISSUE, "sent", 12)]

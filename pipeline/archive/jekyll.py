@@ -30,7 +30,7 @@ from ..config import Config
 from ..errors import PipelineError, display_path
 from ..issue import Issue
 from ..render import template_env
-from ..render.assets import copy_assets, issue_assets
+from ..render.assets import asset_paths, issue_assets, write_assets
 from ..render.pages import page_context
 from ..render.templates import base_context
 
@@ -50,7 +50,7 @@ def export_jekyll(issue: Issue, config: Config, out: Path) -> JekyllPost:
     earlier = post.with_suffix(".md")
     text = f"---\n{post_front_matter(issue, config)}---\n\n{post_body(issue, config)}"
     try:
-        copy_assets(issue_assets(issue), out / "assets" / issue.id)
+        write_assets(issue_assets(issue), out / "assets" / issue.id)
         post.parent.mkdir(parents=True, exist_ok=True)
         post.write_text(text, encoding="utf-8")
         replaced = earlier if earlier.is_file() else None
@@ -77,7 +77,7 @@ def post_front_matter(issue: Issue, config: Config) -> str:
 def post_body(issue: Issue, config: Config) -> str:
     """The archive page's content (header image, credits, sections) with its braces
     as entities and local images at {{ '/assets/<id>/<path>' | relative_url }}."""
-    local = {image.src: image.asset for image in issue.images if image.asset}
+    local = asset_paths(issue)
     marker = f"jekyll-image-{secrets.token_hex(8)}-"  # no content can guess it
     paths: list[str] = []
 

@@ -19,7 +19,7 @@ from ..delivery.ledger import Ledger
 from ..errors import ConfigError, PipelineError, display_path
 from ..issue import Issue, issue_folders, issue_ids, read_issue, read_metadata
 from ..render import template_env
-from ..render.assets import copy_assets, issue_assets
+from ..render.assets import issue_assets, write_assets
 from ..render.pages import page_context, site_image_url
 from ..render.templates import base_context, issue_label
 from ..store import connect
@@ -44,6 +44,7 @@ class Published:
     issue: Issue
     published: datetime
     updated: datetime
+    version: str = ""  # of the send: "sha256:… · commit …"; "" for one never sent
 
 
 def published_issues(config: Config) -> list[Published]:
@@ -62,7 +63,11 @@ def published_issues(config: Config) -> list[Published]:
             if record and ledger.counts(record.id)["sent"]:
                 started = datetime.fromisoformat(record.started_at)
                 finished = datetime.fromisoformat(record.finished_at or record.started_at)
-                chosen.append(Published(read_issue(folder, config, ids), started, finished))
+                version = " · ".join(filter(None, (
+                    record.content_hash and f"sha256:{record.content_hash[:12]}",
+                    record.source_commit and f"commit {record.source_commit[:12]}")))
+                chosen.append(Published(read_issue(folder, config, ids), started, finished,
+                                        version))
             elif meta.get("publish"):
                 issue = read_issue(folder, config, ids)
                 when = scheduled_time(issue, config)
@@ -105,11 +110,11 @@ def publish_site(config: Config, out: Path) -> SiteReport:
             issue = entry.issue
             folder = building / issue.id
             folder.mkdir()
-            copy_assets(issue_assets(issue), folder)
+            write_assets(issue_assets(issue), folder)
             context = page_context(issue, site_image_url(issue, ""))
             html = env.get_template("web/issue.html.j2").render(
                 **common, **context, date=day(entry.published),
-                issue_label=issue_label(issue, config))
+                issue_label=issue_label(issue, config), version=entry.version)
             (folder / "index.html").write_text(html, encoding="utf-8")
         index = [{"slug": e.issue.id, "title": e.issue.title, "date": day(e.published),
                   "preheader": e.issue.preheader, "issue_label": issue_label(e.issue, config)}

@@ -257,6 +257,28 @@ def preview(app: App, issue: str, host: str, port: int, open_browser: bool | Non
     run_preview(folder, app.config, app.env, host, port, open_browser, app.log)
 
 
+@cli.command()
+@click.argument("base", required=False)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("review"), show_default=True,
+              help="Folder for the reports and screenshots.")
+@click.option("--no-screenshots", "no_screenshots", is_flag=True,
+              help="The reports only (no Chromium).")
+@pass_app
+def review(app: App, base: str | None, out: Path, no_screenshots: bool) -> None:
+    """Report every issue changed since BASE, for a pull request: subject, size, check,
+    audience, the text's changes, screenshots (600/375 px, light/dark).
+
+    BASE defaults to the merge base with [review] base_branch (main)."""
+    from ..editor.review import review_changes
+
+    commit, reviews = review_changes(app.config, base, out, not no_screenshots)
+    click.echo(f"reviewed {len(reviews)} issues changed since {commit[:12]}: "
+               f"{display_path(out)}/report.md")
+    for item in reviews:
+        click.echo(f"  {display_path(item.folder)}")
+
+
 # --- publish -------------------------------------------------------------------------
 
 

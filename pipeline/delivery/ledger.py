@@ -91,11 +91,14 @@ class SendRecord:
     total: int
     started_at: str
     finished_at: str | None
+    content_hash: str = ""  # the issue folder's, when the send started ("": before 5)
+    source_commit: str = ""  # its git commit then, "" outside a work tree
 
     @classmethod
     def from_row(cls, row) -> SendRecord:
         return cls(*(row[k] for k in ("id", "issue", "subject", "provider", "state", "total",
-                                      "started_at", "finished_at")))
+                                      "started_at", "finished_at", "content_hash",
+                                      "source_commit")))
 
 
 T = TypeVar("T")
@@ -164,15 +167,15 @@ class Ledger:
         return None
 
     def start(self, issue: str, subject: str, provider: str, now: datetime,
-              former: Sequence[str] = (), segment: Segment = EVERYONE
-              ) -> tuple[SendRecord, int]:
-        """The issue's send, created with its audience snapshot on first use (the active
-        readers of its ``segment``; or found under a former key, and re-keyed to the id);
-        and how many rows runs that are over had left in flight (now ``unknown``). Begins
-        this run first."""
+              former: Sequence[str] = (), segment: Segment = EVERYONE,
+              version: tuple[str, str] = ("", "")) -> tuple[SendRecord, int]:
+        """The issue's send, created with its audience snapshot (the active readers of
+        its ``segment``) and its version (content hash, commit) on first use (or found
+        under a former key, and re-keyed to the id); and how many rows runs that are over
+        had left in flight (now ``unknown``). Begins this run first."""
         self.retrying(lambda: self._begin_run(now), "nothing was sent")
         return self.retrying(lambda: self._start(issue, subject, provider, now, former,
-                                                 segment), "nothing was sent")
+                                                 segment, version), "nothing was sent")
 
     def _begin_run(self, now: datetime) -> None:
         if self.run is not None:
@@ -186,16 +189,18 @@ class Ledger:
         self.run = run
 
     def _start(self, issue: str, subject: str, provider: str, now: datetime,
-               former: Sequence[str], segment: Segment) -> tuple[SendRecord, int]:
+               former: Sequence[str], segment: Segment, version: tuple[str, str]
+               ) -> tuple[SendRecord, int]:
         with transaction(self.db, serial=True):  # one start at a time: one snapshot
             known = self.find(issue, *former)
             if known is not None and known.issue != issue:
                 self.db.execute("UPDATE sends SET issue = ? WHERE id = ?", (issue, known.id))
             if known is None:
                 send_id = self.db.execute(
-                    "INSERT INTO sends (issue, subject, provider, state, started_at) "
-                    "VALUES (?, ?, ?, 'sending', ?) RETURNING id",
-                    (issue, subject, provider, now.isoformat())).fetchall()[0][0]
+                    "INSERT INTO sends (issue, subject, provider, state, started_at, "
+                    "content_hash, source_commit) VALUES (?, ?, ?, 'sending', ?, ?, ?) "
+                    "RETURNING id",
+                    (issue, subject, provider, now.isoformat(), *version)).fetchall()[0][0]
                 audience, params = recipients_of(segment)
                 self.db.execute(
                     "INSERT INTO deliveries (send_id, subscriber_id, email, updated_at) "

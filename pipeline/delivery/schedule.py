@@ -100,6 +100,8 @@ class IssueState:
     by_provider: dict[str, int] = field(default_factory=dict)  # sent, by provider
     audience: Segment = EVERYONE  # issue.yaml's segment
     readers: int | None = None  # how many it would go to now (an issue not sent yet)
+    content_hash: str = ""  # the version sent: the folder's hash, and its git commit
+    source_commit: str = ""
 
     def summary(self) -> list[str]:
         """The line `status` prints, and the addresses whose delivery is unknown, failed
@@ -117,6 +119,9 @@ class IssueState:
         if len(self.by_provider) > 1:  # a send that failed over
             line += "  sent through " + ", ".join(f"{name} {count}" for name, count
                                                   in self.by_provider.items())
+        if self.content_hash:
+            line += f"  version sha256:{self.content_hash[:12]}" + \
+                (f" commit {self.source_commit[:12]}" if self.source_commit else "")
         if self.id not in ("", self.slug):
             line += f"  id {self.id}"
         if self.problem:
@@ -140,6 +145,8 @@ class IssueState:
                                           "skipped")},
                 "sent_by_provider": self.by_provider,
                 "audience": self.audience.as_json(), "readers": self.readers,
+                "content_hash": self.content_hash or None,
+                "commit": self.source_commit or None,
                 "problem": self.problem or None}
 
 
@@ -185,6 +192,7 @@ def issue_state(folder: Path, config: Config, ledger: Ledger, now: datetime,
         state.provider, state.started_at = record.provider, record.started_at
         state.finished_at, state.counts, state.total = record.finished_at, counts, record.total
         state.by_provider = ledger.providers(record.id)
+        state.content_hash, state.source_commit = record.content_hash, record.source_commit
         if record.state == "sending":
             state.state = "sending"
         else:

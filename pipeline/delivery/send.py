@@ -19,6 +19,7 @@ from ..audience.addresses import email_problem, invalid_reason, shown
 from ..config import Config
 from ..errors import ConfigError, DeliveryError, DeliveryStopped, PipelineError, display_path
 from ..issue import Issue, read_issue, record_id
+from ..issue.version import issue_version
 from ..render import render_issue, web_url
 from ..store import connect, exists
 from .ledger import Ledger, LedgerBusy
@@ -131,10 +132,12 @@ def send_issue(folder: Path, config: Config, provider: Provider, rt: Runtime,
             and not audience.count_segment(ledger.db, issue.audience)):
         ledger.db.close()
         raise PipelineError(f"{issue.id}: nobody to send to: {_nobody(issue)}")
+    version = issue_version(issue.folder)  # as reviewed: before the id is written
     if "id" not in issue.lines:  # derived once, and kept when the folder is renamed
         record_id(issue.folder, issue.id)
     record, orphans = ledger.start(issue.id, email.subject, provider.name, rt.clock(),
-                                   former=issue.ledger_keys[1:], segment=issue.audience)
+                                   former=issue.ledger_keys[1:], segment=issue.audience,
+                                   version=(version.content_hash, version.commit))
     if orphans:
         rt.log(f"{issue.id}: {orphans} recipients were in flight when a run stopped; "
                "marked unknown (see `newsletter status`; resend with --resend-unknown)")

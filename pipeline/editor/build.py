@@ -9,7 +9,7 @@ from ..config import Config
 from ..errors import Problem, display_path
 from ..issue import read_issue
 from ..render import RenderedEmail, SizeVerdict, render_issue, size_verdict
-from ..render.assets import copy_assets
+from ..render.assets import Asset, Prepared, write_assets
 from ..render.mail import GMAIL_CLIP
 
 
@@ -17,13 +17,21 @@ from ..render.mail import GMAIL_CLIP
 class BuildResult:
     rendered: RenderedEmail
     out: Path
+    images: tuple[tuple[Asset, Prepared], ...] = ()
 
     def summary(self) -> list[str]:
         rendered = self.rendered
-        return [f"built {display_path(self.out)}/",
-                f"  email.html  {format_size(rendered.html_size)}",
-                f"  email.txt   {format_size(len(rendered.text.encode()))}",
-                f"  assets/     {len(rendered.assets)} files"]
+        lines = [f"built {display_path(self.out)}/",
+                 f"  email.html  {format_size(rendered.html_size)}",
+                 f"  email.txt   {format_size(len(rendered.text.encode()))}",
+                 f"  assets/     {len(rendered.assets)} files"]
+        for asset, prepared in self.images:
+            if prepared.changed:
+                (w0, h0), (w1, h1) = prepared.before, prepared.size
+                lines.append(f"    {asset.name}  {w0}×{h0} → {w1}×{h1}, "
+                             f"{format_size(prepared.source_size)} → "
+                             f"{format_size(len(prepared.data))}")
+        return lines
 
     def size_finding(self) -> Problem | None:
         """Gmail clips at 102 KB: an error there (the build is kept, to look at), a
@@ -44,11 +52,13 @@ def build_issue(folder: Path, config: Config, out_root: Path | None = None) -> B
     issue = read_issue(folder, config)
     rendered = render_issue(issue, config)
     out = (out_root or config.build_dir) / issue.slug
-    write_build(rendered, out)
-    return BuildResult(rendered, out)
+    images = write_build(rendered, out)
+    return BuildResult(rendered, out, tuple(images))
 
 
-def write_build(rendered: RenderedEmail, out: Path) -> None:
+def write_build(rendered: RenderedEmail, out: Path) -> list[tuple[Asset, Prepared]]:
+    """The email's files, and its images prepared for email (scaled to twice their
+    width in the email, converted, optimised: see render.assets)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "email.html").write_text(rendered.html, encoding="utf-8")
     (out / "email.txt").write_text(rendered.text, encoding="utf-8")
@@ -58,7 +68,7 @@ def write_build(rendered: RenderedEmail, out: Path) -> None:
         import shutil
 
         shutil.rmtree(assets)
-    copy_assets(rendered.assets, assets)
+    return write_assets(rendered.assets, assets)
 
 
 def format_size(size: int) -> str:

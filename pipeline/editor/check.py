@@ -15,15 +15,17 @@ from pathlib import Path
 from ..config import Config
 from ..errors import IssueError, Problem, display_path
 from ..issue import Issue, read_issue
+from ..issue.version import issue_version
 from ..render import FIELDS, PLACEHOLDER, RenderedEmail, SizeVerdict, render_issue, size_verdict
+from ..render.assets import issue_assets
 from ..render.columns import display_width
 from ..render.mail import GMAIL_CLIP
 from ..render.palette import low_contrast
+from . import editorial
 from .scaffold import SCAFFOLD_LINES
 
 SUBJECT_COLUMNS = 60
 PREHEADER_COLUMNS = 90
-IMAGE_BYTES = 1024 * 1024
 VAGUE_LINK_TEXT = {"click here", "here", "this link", "link", "read more", "more",
                    "点击这里", "点这里", "这里", "点击此处", "此处", "链接", "点击"}
 CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
@@ -34,7 +36,8 @@ _JS_LINK = re.compile(r"\]\(\s*(javascript|vbscript|data):", re.I)
 
 
 def check_issue(folder: Path, config: Config, online: bool = False,
-                fetch: Callable[[str], int | str] | None = None) -> list[Problem]:
+                fetch: Callable[[str], int | str] | None = None,
+                head: Callable[[str], int | str] | None = None) -> list[Problem]:
     """Every finding for an issue folder: reading and rendering errors, or the lint."""
     try:
         issue = read_issue(folder, config)
@@ -44,6 +47,7 @@ def check_issue(folder: Path, config: Config, online: bool = False,
     findings = lint(issue, rendered, config)
     if online:
         findings += check_links_online(issue, fetch or head_status)
+        findings += check_images_online(issue, config, head or head_only)
     return sort_findings(findings)
 
 
@@ -56,15 +60,43 @@ def lint(issue: Issue, rendered: RenderedEmail, config: Config) -> list[Problem]
     out += _metadata(issue, config)
     out += _content(issue, config)
     out += _headings(issue)
+    out += editorial.empty_parts(issue)
+    out += editorial.tables(issue)
+    out += editorial.item_numbers(issue)
+    out += editorial.images(issue)
+    out += editorial.link_texts(issue)
+    out += editorial.repeated_links(issue, config)
     out += _scaffold_text(issue)
     out += _output(issue, rendered, config)
     out += _colors(config)
     return out
 
 
-def send_blockers(folder: Path, config: Config) -> list[Problem]:
-    """What stops a send: the errors of `check` (never its warnings, never --online)."""
-    return [finding for finding in check_issue(folder, config) if finding.severity == "error"]
+def send_blockers(folder: Path, config: Config,
+                  head: Callable[[str], int | str] | None = None) -> list[Problem]:
+    """What stops a send: the errors of `check` (never its warnings); with
+    check.online_before_send, an image that is not at asset_url too."""
+    findings = check_issue(folder, config)
+    errors = [finding for finding in findings if finding.severity == "error"]
+    if config.review.require_clean and folder.is_dir():
+        errors += uncommitted(folder)
+    if errors or not config.check.online_before_send:
+        return errors
+    issue = read_issue(folder, config)
+    return [finding for finding in check_images_online(issue, config, head or head_only)
+            if finding.severity == "error"]
+
+
+def uncommitted(folder: Path) -> list[Problem]:
+    """An issue folder in a git work tree with changes not committed: what would be sent
+    is not what was reviewed. (A folder outside git is sent as it is.)"""
+    changed = issue_version(folder).changed
+    if not changed:
+        return []
+    shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+    return [Problem(display_path(folder), None, f"has changes that are not committed "
+                    f"({shown}); commit them, so that what is sent is what was reviewed (or "
+                    "set [review] require_clean = false)")]
 
 
 def _scaffold_text(issue: Issue) -> Iterator[Problem]:
@@ -143,10 +175,6 @@ def _content(issue: Issue, config: Config) -> Iterator[Problem]:
         if image is not issue.header_image and not image.alt.strip():
             yield Problem(image.path, image.line, f"image '{image.src}' has no alt text; "
                           "describe it between the brackets: ![what it shows](...)")
-        if image.size and image.size > IMAGE_BYTES:
-            yield Problem(image.path, image.line, f"image '{image.src}' is "
-                          f"{image.size / 1024 / 1024:.1f} MB; make it smaller than 1 MB "
-                          "(readers on phones pay for it)", "warning")
     if not config.asset_url and any(image.asset for image in issue.images):
         yield Problem(config.path.name, None, "asset_url is not set, so the email's images "
                       "point at local files; set asset_url to where the images are hosted",
@@ -184,14 +212,17 @@ def _copy_editing(text: str, config: Config, path: str,
     """Chinese copy-editing: a space between CJK and Latin script or digits, and
     full-width punctuation inside Chinese sentences. The publication's name is exempt."""
     text = text.replace(config.name, " ")
+    flagged: set[int] = set()  # offsets of half-width marks reported here
     for match in _CJK_LATIN.finditer(text):
         pair = match[0]
         yield Problem(path, line_of(pair), f"no space between Chinese and Latin script in "
                       f"'{_context(text, match)}'; write '{pair[0]} {pair[1]}'", "warning")
     for match in _HALF_PUNCT.finditer(text):
         mark = match[0][1]
+        flagged.add(match.start() + 1)
         yield Problem(path, line_of(match[0]), f"half-width '{mark}' inside a Chinese "
                       f"sentence in '{_context(text, match)}'; use '{_FULL[mark]}'", "warning")
+    yield from editorial.mixed_punctuation(text, path, line_of, flagged)
 
 
 def _context(text: str, match: re.Match) -> str:
@@ -278,4 +309,44 @@ def check_links_online(issue: Issue, fetch: Callable[[str], int | str]) -> list[
         elif isinstance(status, str):
             findings.append(Problem(link.path, link.line, f"{link.href} cannot be reached: "
                                     f"{status}", "warning"))
+    return findings
+
+
+def head_only(url: str, timeout: float = 5) -> int | str:
+    """HTTP status of a HEAD request with a short timeout, or why there is no answer."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, method="HEAD",
+                                     headers={"User-Agent": "newsletter-asset-check/1"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return str(getattr(exc, "reason", exc))
+
+
+def check_images_online(issue: Issue, config: Config,
+                        head: Callable[[str], int | str]) -> list[Problem]:
+    """Every image of the build is where the email points: asset_url/<id>/<name>. HEAD
+    requests to asset_url only, never to a page the issue links."""
+    assets = issue_assets(issue)
+    if not config.asset_url or not assets:
+        return []
+    urls = [f"{config.asset_url}/{issue.id}/{asset.name}" for asset in assets]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(head, urls))
+    where = {issue.folder / image.asset: (image.path, image.line)
+             for image in reversed(issue.images) if image.asset}
+    upload = (f"upload build/{issue.slug}/assets/ to {config.asset_url}/{issue.id}/ "
+              f"(newsletter build {issue.slug} writes it)")
+    findings = []
+    for asset, url, status in zip(assets, urls, statuses, strict=True):
+        if status == 200:
+            continue
+        answer = f"answers {status}" if isinstance(status, int) else f"cannot be reached: {status}"
+        findings.append(Problem(*where[asset.source], f"image '{asset.name}' is not at {url} "
+                                f"({answer}); {upload}"))
     return findings

@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -23,6 +24,7 @@ from ..delivery.personalise import Part
 from ..errors import PipelineError, Problem, display_path, listening
 from ..issue import read_issue
 from ..render import render_issue, web_url
+from ..render.assets import Asset, prepare_image
 from ..render.mail import GMAIL_CLIP
 from .check import lint, sort_findings
 
@@ -41,6 +43,7 @@ class State:
     size: int = 0
     findings: list[Problem] = field(default_factory=list)
     errors: list[Problem] = field(default_factory=list)
+    assets: tuple[Asset, ...] = ()  # the images as the build writes them
 
     def as_json(self) -> dict:
         def plain(problems: list[Problem]) -> list[dict]:
@@ -73,6 +76,7 @@ class Previewer:
         except PipelineError as exc:
             state.errors = list(exc.problems)
             state.html, state.text = self.state.html, self.state.text  # keep the last good
+            state.assets = self.state.assets
         else:
             constants = {"web_url": web_url(issue, config) or "#"}
             state.html = Part(rendered.html, constants, html=True).fill(SAMPLE_READER)
@@ -81,6 +85,7 @@ class Previewer:
             sender = config.sender
             state.sender = f"{sender.name} <{sender.email}>"
             state.size = rendered.html_size
+            state.assets = rendered.assets
             state.findings = sort_findings(lint(issue, rendered, config))
         with self.changed:
             self.state = state
@@ -158,13 +163,15 @@ def make_server(previewer: Previewer, host: str, port: int) -> ThreadingHTTPServ
             return self.send(404, b"not found", "text/plain")
 
         def asset(self, relative: str) -> None:
-            file = (previewer.folder / relative).resolve()
-            if previewer.folder not in file.parents or not file.is_file():
+            """An image as the build writes it (scaled, converted): what readers get."""
+            asset = next((a for a in previewer.state.assets if a.name == relative), None)
+            if asset is None or not asset.source.is_file():
                 return self.send(404, b"not found", "text/plain")
             kinds = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
                      ".gif": "image/gif", ".webp": "image/webp", ".svg": "image/svg+xml"}
-            return self.send(200, file.read_bytes(),
-                             kinds.get(file.suffix.lower(), "application/octet-stream"))
+            return self.send(200, prepare_image(asset).data,
+                             kinds.get(Path(asset.name).suffix.lower(),
+                                       "application/octet-stream"))
 
         def events(self) -> None:
             self.send_response(200)
@@ -191,8 +198,9 @@ def make_server(previewer: Previewer, host: str, port: int) -> ThreadingHTTPServ
     return server
 
 
-def take_screenshots(base_url: str, out: Path, slug: str, widths=(375, 600)) -> list[Path]:
-    """PNG screenshots of the email at each width, with Debian's Chromium."""
+@contextmanager
+def launch_chromium():
+    """Debian's Chromium through Playwright (never a downloaded browser), closed after."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -202,13 +210,22 @@ def take_screenshots(base_url: str, out: Path, slug: str, widths=(375, 600)) -> 
     if not chromium.exists():
         raise PipelineError("screenshots need Chromium at /usr/bin/chromium: apt-get "
                             "install chromium")
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(chromium),
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--no-first-run", "--disable-sync"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def take_screenshots(base_url: str, out: Path, slug: str, widths=(375, 600)) -> list[Path]:
+    """PNG screenshots of the email at each width, with Debian's Chromium."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    with launch_chromium() as browser:
         for width in widths:
             page = browser.new_page(viewport={"width": width, "height": 900})
             page.goto(f"{base_url}/email.html", wait_until="load")
@@ -216,7 +233,6 @@ def take_screenshots(base_url: str, out: Path, slug: str, widths=(375, 600)) -> 
             page.screenshot(path=str(path), full_page=True)
             written.append(path)
             page.close()
-        browser.close()
     return written
 
 

@@ -106,7 +106,8 @@ def init_publication(folder: Path, today: date, name: str | None = None,
     issue = folder / "issues" / f"{today.isoformat()}-{SAMPLE_SLUG}"
     made = Publication(folder, issue)
     folder.mkdir(parents=True, exist_ok=True)
-    files = {config: "newsletter.toml.j2", folder / "env.example": "env.example"}
+    files = {config: "newsletter.toml.j2", folder / "env.example": "env.example",
+             folder / ".github" / "workflows" / "newsletter-review.yml": "review.yml"}
     files.update({issue / source.name: f"{lang}/{source.name}"
                   for source in sorted((STARTER / lang).iterdir()) if source.is_file()})
     for target, source in files.items():

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -133,35 +134,62 @@ def read_text(path: Path, kind: str, problems: Problems) -> str | None:
 # --- images -----------------------------------------------------------------------
 
 
-def image_size(file: Path) -> tuple[int, int]:
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image's header says: enough to size it in the email and to know whether
+    mail clients can show it, without decoding its pixels."""
+
+    width: int
+    height: int
+    format: str = ""  # Pillow's name: PNG, JPEG, GIF, WEBP, AVIF; SVG for a vector image
+    alpha: bool = False  # has transparency (decides PNG over JPEG when converting)
+
+
+def image_header(file: Path) -> ImageHeader:
     from PIL import Image as PILImage
 
     with warnings.catch_warnings():  # the size is judged below, not warned about
         warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
         with PILImage.open(file) as im:  # reads the header only
-            return im.size
+            alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
+            return ImageHeader(*oriented_size(im), str(im.format or ""), alpha)
 
 
-def image_problem(file: Path, size: int) -> tuple[str | None, tuple[int, int]]:
-    """Why an image (of size bytes) cannot go into an email, or None; and its width and
-    height (read from its header once)."""
+def oriented_size(image) -> tuple[int, int]:
+    """A Pillow image's width and height as shown: EXIF orientations 5 to 8 turn it."""
+    turned = image.getexif().get(0x0112) in (5, 6, 7, 8)
+    return (image.height, image.width) if turned else image.size
+
+
+def _is_svg(file: Path) -> bool:
+    with file.open("rb") as handle:
+        start = handle.read(4096).lower()
+    return file.suffix.lower() == ".svg" and b"<svg" in start
+
+
+def image_problem(file: Path, size: int) -> tuple[str | None, ImageHeader]:
+    """Why an image (of size bytes) cannot go into an email, or None; and what its
+    header says (read once). An SVG passes with no size: `check` warns about it."""
     from PIL import Image as PILImage
     from PIL import UnidentifiedImageError
 
+    none = ImageHeader(0, 0)
     pixels = (f"has more than {MAX_IMAGE_PIXELS // 1_000_000} megapixels; export it smaller, "
               "1200 px wide is plenty for email")
     if too_large(size, "image"):
-        return f"is {too_large(size, 'image')}; export it smaller", (0, 0)
+        return f"is {too_large(size, 'image')}; export it smaller", none
     try:
-        width, height = image_size(file)
+        header = image_header(file)
     except PILImage.DecompressionBombError:
-        return pixels, (0, 0)
+        return pixels, none
     except PermissionError:
-        return "cannot be read (permission denied); make it readable (chmod a+r)", (0, 0)
+        return "cannot be read (permission denied); make it readable (chmod a+r)", none
     except (UnidentifiedImageError, OSError, ValueError):
+        if _is_svg(file):
+            return None, ImageHeader(0, 0, "SVG")
         return ("is not a PNG, JPEG, GIF or WebP image that can be read; export it again",
-                (0, 0))
-    return (pixels if width * height > MAX_IMAGE_PIXELS else None), (width, height)
+                none)
+    return (pixels if header.width * header.height > MAX_IMAGE_PIXELS else None), header
 
 
 # --- YAML ---------------------------------------------------------------------------

@@ -36,6 +36,8 @@ class Image:
     width: int | None = None  # natural size of a local image
     height: int | None = None
     size: int | None = None  # bytes of a local image
+    format: str = ""  # of a local image, as Pillow names it (PNG, JPEG, WEBP…; SVG)
+    alpha: bool = False  # a local image with transparency
 
 
 @dataclass(frozen=True)

@@ -466,9 +466,10 @@ def _local_image(folder: Path, src: str, alt: str, path: Path, line: int, proble
         problems.add(shown, line, f"{key} '{src}' {problem}")
         return Image(src, alt, shown, line)
     size = file.stat().st_size
-    problem, (width, height) = image_problem(file, size)
+    problem, header = image_problem(file, size)
     if problem:
         problems.add(shown, line, f"{key} '{src}' {problem}")
         return Image(src, alt, shown, line)
-    return Image(src, alt, shown, line, asset=relative.as_posix(), width=width, height=height,
-                 size=size)
+    return Image(src, alt, shown, line, asset=relative.as_posix(), width=header.width or None,
+                 height=header.height or None, size=size, format=header.format,
+                 alpha=header.alpha)

@@ -23,13 +23,11 @@ from ..config import Config
 from ..errors import IssueError, Problem, display_path
 from ..issue import Image, Issue
 from ..issue.model import text_direction
-from .assets import Asset, issue_assets
+from .assets import BODY_WIDTH, CONTENT_WIDTH, Asset, asset_paths, issue_assets
 from .blocks import html_blocks
 from .plaintext import References, render_text
 from .templates import TEXT_WIDTH, base_context, issue_label, template_env
 
-BODY_WIDTH = 600  # px, the email's column on desktop
-CONTENT_WIDTH = 550  # px, inside the 25 px side padding
 GMAIL_CLIP = 102 * 1024  # Gmail clips a message whose HTML reaches this size
 SIZE_WARNING = 90 * 1024
 
@@ -72,15 +70,14 @@ def image_url_for(issue: Issue, config: Config, relative_assets: bool = False
     Without asset_url (or for a local build), images point at the build's assets/.
     """
     base = config.asset_url
-    images = {image.src: image for image in issue.images}
+    local = asset_paths(issue)
 
     def image_url(src: str) -> str:
-        image = images.get(src)
-        if image is None or image.asset is None:
+        if src not in local:
             return src
         if base and not relative_assets:
-            return f"{base}/{issue.id}/{image.asset}"
-        return f"assets/{image.asset}"
+            return f"{base}/{issue.id}/{local[src]}"
+        return f"assets/{local[src]}"
 
     return image_url
 

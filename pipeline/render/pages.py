@@ -9,6 +9,7 @@ from typing import Any
 from markupsafe import Markup
 
 from ..issue import Issue
+from .assets import asset_paths
 from .blocks import render_html
 
 
@@ -25,5 +26,5 @@ def page_context(issue: Issue, image_url: Callable[[str], str]) -> dict[str, Any
 
 def site_image_url(issue: Issue, prefix: str) -> Callable[[str], str]:
     """Local images at prefix + their path in the issue folder; others as written."""
-    local = {image.src: image.asset for image in issue.images if image.asset}
+    local = asset_paths(issue)
     return lambda src: f"{prefix}{local[src]}" if src in local else src

@@ -280,4 +280,13 @@ MIGRATIONS = [
         ADD COLUMN consent_client text, ADD COLUMN consent_agent text,
         ADD COLUMN confirmed_at text
     """),
+    # Which version of an issue was sent: the hash of its folder and, from a git work
+    # tree, the commit (what was reviewed is what is sent). Empty for earlier sends.
+    Migration(7, "the version of each sent issue: content hash and commit", """
+    ALTER TABLE sends ADD COLUMN content_hash TEXT NOT NULL DEFAULT '';
+    ALTER TABLE sends ADD COLUMN source_commit TEXT NOT NULL DEFAULT ''
+    """, """
+    ALTER TABLE sends ADD COLUMN content_hash text NOT NULL DEFAULT '';
+    ALTER TABLE sends ADD COLUMN source_commit text NOT NULL DEFAULT ''
+    """),
 ]

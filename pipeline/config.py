@@ -156,6 +156,17 @@ class Labels:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Links:
+    """[links]: UTM tags added to the email's external links at render time ({id},
+    {number} and {lang} are the issue's); an empty value adds no tag."""
+
+    tag: bool = key("bool", True)  # false: no tags at all (an issue's tag_links: false too)
+    utm_source: str = key("format", "", fields=("id", "number", "lang"))
+    utm_medium: str = key("format", "email", fields=("id", "number", "lang"))
+    utm_campaign: str = key("format", "{id}", fields=("id", "number", "lang"))
+
+
+@dataclass(frozen=True, kw_only=True)
 class Jekyll:
     layout: str = key("line", "post")
     # more keys for every exported post (categories, author, ...); not those export sets
@@ -230,6 +241,7 @@ class Config:
     sendgrid: SendGrid = table(SendGrid)
     delivery: Delivery = table(Delivery)
     labels: Labels = table(Labels)
+    links: Links = table(Links)
     jekyll: Jekyll = table(Jekyll)
     sections: dict[str, SectionKind] = field(default_factory=dict)
     secrets: Secrets = field(default_factory=Secrets)

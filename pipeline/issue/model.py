@@ -93,6 +93,7 @@ class Issue:
     ledger_keys: tuple[str, ...] = ()  # the id, then a folder name it was sent under
     language: str = "en"  # BCP 47: issue.yaml's language, else newsletter.toml's
     audience: Segment = EVERYONE  # who of the active readers it is for
+    tag_links: bool = True  # issue.yaml's tag_links: false turns [links] tagging off
 
     @property
     def direction(self) -> str:

@@ -53,6 +53,7 @@ ISSUE_FIELDS = {
     "id": Field("id"),
     "language": Field("language"),  # a BCP 47 tag; default: newsletter.toml's language
     "audience": Field("segment"),  # {tags: [...], exclude: [...]}; default: everyone
+    "tag_links": Field("bool"),  # false: no UTM tags on this issue's links
 }
 SECTION_FIELDS = {
     "kind": Field("str", True, "kind: news"),
@@ -146,6 +147,7 @@ def read_issue(folder: Path, config: Config, ids: IssueIds | None = None) -> Iss
         ledger_keys=ids.ledger_keys(meta["id"], folder),
         language=meta.get("language") or config.language,
         audience=meta.get("audience", EVERYONE),
+        tag_links=meta.get("tag_links", True),
     )
 
 

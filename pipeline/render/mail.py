@@ -24,6 +24,7 @@ from ..errors import IssueError, Problem, display_path
 from ..issue import Image, Issue
 from .assets import Asset, issue_assets
 from .blocks import html_blocks
+from .links import link_tagger
 from .plaintext import References, render_text
 from .templates import TEXT_WIDTH, base_context, issue_label, template_env
 
@@ -108,9 +109,10 @@ def _shown_size(issue_images: dict[str, Image]):
     return size
 
 
-def _blocks(body, issue_images: dict[str, Image], image_url) -> list[dict[str, Any]]:
+def _blocks(body, issue_images: dict[str, Image], image_url, link_url
+            ) -> list[dict[str, Any]]:
     views = []
-    for block in html_blocks(body, image_url, _shown_size(issue_images)):
+    for block in html_blocks(body, image_url, _shown_size(issue_images), link_url):
         if block.kind == "html":
             views.append({"kind": "html", "html": Markup(block.html)})
         else:
@@ -122,11 +124,12 @@ def _blocks(body, issue_images: dict[str, Image], image_url) -> list[dict[str, A
 def email_context(issue: Issue, config: Config, relative_assets: bool = False
                   ) -> dict[str, Any]:
     image_url = image_url_for(issue, config, relative_assets)
+    link_url = link_tagger(issue, config)
     images = {image.src: image for image in issue.images}
     refs = References()
 
     def text_of(body) -> str:
-        return render_text(body, refs, TEXT_WIDTH, image_url)
+        return render_text(body, refs, TEXT_WIDTH, image_url, link_url)
 
     sections = []
     for section in issue.sections:
@@ -134,10 +137,11 @@ def email_context(issue: Issue, config: Config, relative_assets: bool = False
             "kind": section.kind,
             "template": section.template,
             "title": section.title,
-            "intro": _blocks(section.intro, images, image_url),
+            "intro": _blocks(section.intro, images, image_url, link_url),
             "intro_text": text_of(section.intro),
             "items": [
-                {"title": item.title, "blocks": _blocks(item.body, images, image_url),
+                {"title": item.title,
+                 "blocks": _blocks(item.body, images, image_url, link_url),
                  "text": text_of(item.body)}
                 for item in section.items
             ],

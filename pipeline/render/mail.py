@@ -86,8 +86,12 @@ def image_url_for(issue: Issue, config: Config, relative_assets: bool = False
 
 
 def web_url(issue: Issue, config: Config) -> str:
-    """The issue's page in the web archive: archive_url/<id>/ (its folder may move)."""
-    return f"{config.archive_url}/{issue.id}/" if config.archive_url else ""
+    """The issue's page in the web archive: archive_url/<id>/ (its folder may move), an
+    edition's archive_url/<id>/<language>/ when the issue has several."""
+    if not config.archive_url:
+        return ""
+    edition = f"{issue.language}/" if issue.languages else ""
+    return f"{config.archive_url}/{issue.id}/{edition}"
 
 
 def _image_view(image: Image | None, src: str, url: str, width: int, alt: str
@@ -151,10 +155,10 @@ def email_context(issue: Issue, config: Config, relative_assets: bool = False
         src = issue.header_image.src
         header = _image_view(issue.header_image, src, image_url(src), BODY_WIDTH,
                              issue.header_image.alt)
-    labels = config.labels
+    labels = config.labels_for(issue.language)
     direction = issue.direction
     return {
-        **base_context(config),
+        **base_context(config, issue.language),
         "issue": issue,
         # the issue's language and direction: <html lang dir>, and which side text
         # starts on (align="{{ start }}", padding-{{ start }})

@@ -21,7 +21,9 @@ from .queries import (
     begin_import,
     end_import,
     imported_row,
+    language_problem,
     note_imported_row,
+    set_language,
     subscribers,
     suppress,
     upsert,
@@ -148,7 +150,13 @@ def _import_row(db: Database, columns: Columns, cells: list[str], path: str,
         return
     fields = {key: restored(value) for key, value in reader.fields.items()}
     tags = _tags(fields.pop("tags", ""), path, line, report)
+    language = fields.pop("language", "").strip()
+    if language and language_problem(language):
+        report.warn(path, line, f"{language_problem(language)}; the reader is kept without one")
+        language = ""
     outcome = upsert(db, email, name, fields, now, left=bool(state and state.kind == LEFT))
+    if language and set_language(db, email, language, now) and outcome == "unchanged":
+        outcome = "updated"
     if tags:
         reader_id = db.execute("SELECT id FROM subscribers WHERE email_key = ?",
                                (email.lower(),)).fetchone()[0]
@@ -210,15 +218,19 @@ def restored(cell: str) -> str:
 def export_csv(db: Database, handle: TextIO) -> int:
     """Every subscriber, with status and custom columns, as CSV on handle; how many."""
     keys: set[str] = set()
+    languages = False  # a language column only when a reader has a language
     for sub in subscribers(db, "all"):  # a page at a time, on either database
         keys.update(sub.fields)
-    extra = sorted(keys)
+        languages = languages or bool(sub.language)
+    extra = sorted(keys - {"language"})
     written = 0
     out = csv.writer(handle)
-    out.writerow(["email", "name", "status", *(neutralised(k) for k in extra)])
+    own = ["language"] if languages else []
+    out.writerow(["email", "name", "status", *own, *(neutralised(k) for k in extra)])
     for sub in subscribers(db, "all"):
         status = f"suppressed:{sub.suppressed}" if sub.suppressed else sub.status
-        out.writerow([neutralised(cell) for cell in (sub.email, sub.name, status,
+        language = [sub.language] if languages else []
+        out.writerow([neutralised(cell) for cell in (sub.email, sub.name, status, *language,
                                                       *(sub.fields.get(k, "") for k in extra))])
         written += 1
     return written

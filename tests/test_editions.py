@@ -150,3 +150,38 @@ def test_csv_language_column(run, project):
     db = project / ".newsletter" / "newsletter.db"
     assert query(db, "SELECT email, language, fields FROM subscribers ORDER BY email") == \
         [("fay@example.com", "en", "{}"), ("gus@example.com", "", "{}")]
+
+
+def test_the_archive_has_each_edition_with_alternates_and_a_feed_per_language(run, project,
+                                                                               two):
+    assert run("send", ISSUE, "--yes").exit_code == 0
+    result = run("publish")
+    assert result.exit_code == 0, result.output
+    site = project / "site"
+    base = f"https://news.example.com/issues/{ISSUE}"
+    alternates = (f'<link rel="alternate" hreflang="zh-CN" href="{base}/zh-CN/">\n'
+                  f'<link rel="alternate" hreflang="en" href="{base}/en/">\n'
+                  f'<link rel="alternate" hreflang="x-default" href="{base}/">\n')
+    pages = {lang: (site / ISSUE / lang / "index.html").read_text(encoding="utf-8")
+             for lang in ("zh-CN", "en")}
+    default = (site / ISSUE / "index.html").read_text(encoding="utf-8")
+    for lang, page in [*pages.items(), ("zh-CN", default)]:
+        assert alternates in page
+        assert f'<html lang="{lang}">' in page
+        assert f'<a href="{base}/en/" hreflang="en" lang="en"' in page  # the switch
+        assert f'<a href="{base}/zh-CN/" hreflang="zh-CN" lang="zh-CN"' in page
+    assert "<h1>AI Digest 05</h1>" in pages["en"] and "A new model" in pages["en"]
+    assert "<h1>AI快报｜05</h1>" in pages["zh-CN"] and "新模型发布" in pages["zh-CN"]
+    assert 'href="../../feed.en.xml"' in pages["en"]
+    assert 'aria-current="page">English</a>' in pages["en"]
+
+    import xml.etree.ElementTree as ET
+    atom = "{http://www.w3.org/2005/Atom}"
+    feeds = {}
+    for name in ("feed.xml", "feed.en.xml", "feed.zh-CN.xml"):
+        root = ET.parse(site / name).getroot()
+        feeds[name] = {entry.find(f"{atom}id").text: entry.find(f"{atom}title").text
+                       for entry in root.iter(f"{atom}entry")}
+    assert feeds["feed.en.xml"] == {f"{base}/en/": "AI Digest 05"}
+    assert feeds["feed.zh-CN.xml"][f"{base}/zh-CN/"] == "AI快报｜05"
+    assert feeds["feed.xml"][f"{base}/"] == "AI快报｜05"

@@ -185,3 +185,36 @@ def test_the_archive_has_each_edition_with_alternates_and_a_feed_per_language(ru
     assert feeds["feed.en.xml"] == {f"{base}/en/": "AI Digest 05"}
     assert feeds["feed.zh-CN.xml"][f"{base}/zh-CN/"] == "AI快报｜05"
     assert feeds["feed.xml"][f"{base}/"] == "AI快报｜05"
+
+
+def test_check_compares_the_editions(run, project, two):
+    folder = project / "issues" / ISSUE
+    (folder / "issue.yaml").write_text(ISSUE_YAML.replace(
+        'subject: {zh-CN: "AI快报｜05：双语", en: "AI Digest 05: in two languages"}',
+        'subject: "AI快报｜05：双语"'), encoding="utf-8")
+    (folder / "01-news.en.md").write_text(NEWS_EN.split("## The second item")[0],
+                                          encoding="utf-8")
+    (folder / "02-tips.md").write_text("---\nkind: tips\n---\n\n## 一条\n\n内容。\n",
+                                       encoding="utf-8")
+    (folder / "03-extra.en.md").write_text("---\nkind: tips\n---\n\n## Extra\n\nText.\n",
+                                           encoding="utf-8")
+    result = run("check", ISSUE)
+    shown = f"issues/{ISSUE}"
+    for line in (
+            f"{shown}/issue.yaml:3: warning: no subject in en: its readers get 'AI Digest 05'; "
+            'write subject: {zh-CN: "…", en: "…"}',
+            f"{shown}/01-news.en.md: warning: 1 items, and its zh-CN original 01-news.md has "
+            "2; translate every item, or make both say the same",
+            f"{shown}/02-tips.md: warning: no en translation (02-tips.en.md): readers of en "
+            "get the issue without this section",
+            f"{shown}/03-extra.en.md: warning: no zh-CN section 03-extra.md beside it: only "
+            "readers of en get this section"):
+        assert line in result.output.splitlines(), result.output
+
+
+def test_a_section_in_a_language_the_issue_does_not_have_is_an_error(run, project, two):
+    (project / "issues" / ISSUE / "01-news.fr.md").write_text(NEWS_EN, encoding="utf-8")
+    result = run("check", ISSUE)
+    assert result.exit_code == 1
+    assert f"issues/{ISSUE}/01-news.fr.md: error: 'fr' is not one of the issue's languages (zh-CN, " \
+           "en); add it to languages in issue.yaml, or rename the file" in result.output

@@ -19,6 +19,7 @@ from ..render import FIELDS, PLACEHOLDER, RenderedEmail, SizeVerdict, render_iss
 from ..render.columns import display_width
 from ..render.mail import GMAIL_CLIP
 from ..render.palette import low_contrast
+from .editions import check_editions
 from .scaffold import SCAFFOLD_LINES
 
 SUBJECT_COLUMNS = 60
@@ -38,10 +39,13 @@ def check_issue(folder: Path, config: Config, online: bool = False,
     """Every finding for an issue folder: reading and rendering errors, or the lint."""
     try:
         issue = read_issue(folder, config)
-        rendered = render_issue(issue, config)
+        editions = [(edition, render_issue(edition, config)) for edition in issue.editions]
     except IssueError as exc:
         return list(exc.problems)
-    findings = lint(issue, rendered, config)
+    # each edition linted in its own language; what they share is said once
+    findings = list(dict.fromkeys(problem for edition, rendered in editions
+                                  for problem in lint(edition, rendered, config)))
+    findings += check_editions(issue)
     if online:
         findings += check_links_online(issue, fetch or head_status)
     return sort_findings(findings)

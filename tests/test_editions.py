@@ -218,3 +218,14 @@ def test_a_section_in_a_language_the_issue_does_not_have_is_an_error(run, projec
     assert result.exit_code == 1
     assert f"issues/{ISSUE}/01-news.fr.md: error: 'fr' is not one of the issue's languages (zh-CN, " \
            "en); add it to languages in issue.yaml, or rename the file" in result.output
+
+
+def test_build_writes_each_edition(run, project, two):
+    result = run("build", ISSUE)
+    assert result.exit_code == 0, result.output
+    assert "  en/  email.html " in result.stdout
+    out = project / "build" / ISSUE
+    assert '<html lang="zh-CN"' in (out / "email.html").read_text(encoding="utf-8")
+    text = (out / "en" / "email.txt").read_text(encoding="utf-8")
+    assert text.startswith("AI生产力快报 · Issue 5 · 2024-01-31\n\nAI Digest 05\n")
+    assert "\n[ Model news ]\n" in text

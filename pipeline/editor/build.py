@@ -17,13 +17,18 @@ from ..render.mail import GMAIL_CLIP
 class BuildResult:
     rendered: RenderedEmail
     out: Path
+    translations: tuple[tuple[str, RenderedEmail], ...] = ()  # other editions: <out>/<lang>/
 
     def summary(self) -> list[str]:
         rendered = self.rendered
-        return [f"built {display_path(self.out)}/",
-                f"  email.html  {format_size(rendered.html_size)}",
-                f"  email.txt   {format_size(len(rendered.text.encode()))}",
-                f"  assets/     {len(rendered.assets)} files"]
+        lines = [f"built {display_path(self.out)}/",
+                 f"  email.html  {format_size(rendered.html_size)}",
+                 f"  email.txt   {format_size(len(rendered.text.encode()))}",
+                 f"  assets/     {len(rendered.assets)} files"]
+        for language, edition in self.translations:
+            lines.append(f"  {language}/  email.html {format_size(edition.html_size)}, "
+                         f"email.txt {format_size(len(edition.text.encode()))}")
+        return lines
 
     def size_finding(self) -> Problem | None:
         """Gmail clips at 102 KB: an error there (the build is kept, to look at), a
@@ -41,11 +46,16 @@ class BuildResult:
 
 
 def build_issue(folder: Path, config: Config, out_root: Path | None = None) -> BuildResult:
+    """The default edition at build/<folder>/, each other one at build/<folder>/<lang>/."""
     issue = read_issue(folder, config)
     rendered = render_issue(issue, config)
     out = (out_root or config.build_dir) / issue.slug
     write_build(rendered, out)
-    return BuildResult(rendered, out)
+    translations = []
+    for language, edition in issue.translations.items():
+        translations.append((language, render_issue(edition, config)))
+        write_build(translations[-1][1], out / language)
+    return BuildResult(rendered, out, tuple(translations))
 
 
 def write_build(rendered: RenderedEmail, out: Path) -> None:

@@ -211,6 +211,17 @@ class Labels:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Links:
+    """[links]: UTM tags added to the email's external links at render time ({id},
+    {number} and {lang} are the issue's); an empty value adds no tag."""
+
+    tag: bool = key("bool", True)  # false: no tags at all (an issue's tag_links: false too)
+    utm_source: str = key("format", "", fields=("id", "number", "lang"))
+    utm_medium: str = key("format", "email", fields=("id", "number", "lang"))
+    utm_campaign: str = key("format", "{id}", fields=("id", "number", "lang"))
+
+
+@dataclass(frozen=True, kw_only=True)
 class Jekyll:
     layout: str = key("line", "post")
     # more keys for every exported post (categories, author, ...); not those export sets
@@ -288,8 +299,12 @@ class Config:
     check: Check = table(Check)
     review: Review = table(Review)
     labels: Labels = table(Labels)
+    links: Links = table(Links)
     jekyll: Jekyll = table(Jekyll)
     sections: dict[str, SectionKind] = field(default_factory=dict)
+    # [labels.en], [labels.zh-CN]: the labels of an edition in that language, each key
+    # not given there taken from [labels]
+    language_labels: dict[str, Labels] = field(default_factory=dict)
     secrets: Secrets = field(default_factory=Secrets)
     # (table, ..., key) -> its line in newsletter.toml, for messages about a key's value
     key_lines: dict[tuple[str, ...], int] = field(default_factory=dict, repr=False,
@@ -298,6 +313,17 @@ class Config:
     @property
     def root(self) -> Path:
         return self.path.parent
+
+    def labels_for(self, language: str) -> Labels:
+        """The labels of an edition in this language: [labels.<language>] (or of its
+        primary language: [labels.en] for en-GB), else [labels]."""
+        wanted = language.lower()
+        for candidates in (lambda tag: tag.lower() == wanted,
+                           lambda tag: tag.lower().split("-")[0] == wanted.split("-")[0]):
+            found = next((tag for tag in self.language_labels if candidates(tag)), None)
+            if found:
+                return self.language_labels[found]
+        return self.labels
 
     @property
     def zone(self) -> ZoneInfo | None:
@@ -388,8 +414,14 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None,
     problems = Problems()
     env = {**read_env_file(root / ENV_FILE, problems), **env}
     reader = _Reader(shown, _key_lines(text), env, root, problems)
+    labels = raw.get("labels", {})
+    per_language = {k: v for k, v in labels.items() if isinstance(v, dict)} \
+        if isinstance(labels, dict) else {}
+    if per_language:
+        raw = {**raw, "labels": {k: v for k, v in labels.items() if k not in per_language}}
     values = reader.table(Config, {k: v for k, v in raw.items() if k != "sections"}, ())
     sections = reader.sections(raw.get("sections", {}))
+    language_labels = reader.language_labels(per_language, raw.get("labels", {}))
     for kind in values.get("new_sections", []):
         if sections and kind not in sections:
             problems.add(shown, reader.lines.get(("new_sections",)),
@@ -397,7 +429,8 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None,
                          f"{did_you_mean(kind, sections)}; known kinds: {', '.join(sections)}")
     problems.raise_if_any(ConfigError)
     return _build(Config, values, path=path.resolve(), sections=sections,
-                  secrets=Secrets.from_env(env), key_lines=reader.lines)
+                  language_labels=language_labels, secrets=Secrets.from_env(env),
+                  key_lines=reader.lines)
 
 
 def read_env_file(path: Path, problems: Problems) -> dict[str, str]:
@@ -507,6 +540,20 @@ class _Reader:
                 kinds[kind] = SectionKind(kind=kind, label=values["label"],
                                           template=values["template"] or kind)
         return kinds
+
+    def language_labels(self, tables: dict[str, dict], base: dict) -> dict[str, Labels]:
+        """[labels.<language>] tables, each over [labels] as written."""
+        found = {}
+        for language, table_ in tables.items():
+            where = ("labels", language)
+            if not _LANGUAGE.fullmatch(language):
+                self.add(where, "a table in [labels] is one language's labels, named by a "
+                                "language tag like [labels.en] or [labels.zh-CN]")
+                continue
+            values = self.table(Labels, {**base, **table_}, where, env_prefix=False)
+            if len(values) == len(dataclasses.fields(Labels)):
+                found[language] = Labels(**values)
+        return found
 
     def add(self, where: tuple[str, ...], message: str, line: bool = True,
             key: bool = True) -> None:

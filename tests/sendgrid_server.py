@@ -147,6 +147,7 @@ class SendGridServer:
 
             def reply(self, status: int, payload: object = None, headers: dict | None = None):
                 data = b"" if payload is None else json.dumps(payload).encode()
+                self.done()
                 self.send_response(status)
                 for key, value in (headers or {}).items():
                     self.send_header(key, value)
@@ -168,11 +169,19 @@ class SendGridServer:
                 with server.lock:
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                self.counted = True
                 try:
                     if server.latency:
                         time.sleep(server.latency)
                     return self.post()
                 finally:
+                    self.done()
+
+            def done(self) -> None:
+                """The request is no longer in flight: before its answer is written (the
+                client may send its next request the moment it reads it)."""
+                if getattr(self, "counted", False):
+                    self.counted = False
                     with server.lock:
                         server.in_flight -= 1
 

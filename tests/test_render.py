@@ -83,7 +83,8 @@ def test_markdown_features_render_in_html(kitchen_sink):
     for fragment in ("<em>italic</em>", "<strong>bold</strong>", "<s>struck</s>",
                      "<code", ">code</code>", "<li", "first step", "<ol", "<ul", "<blockquote",
                      "<pre", "GPT4All: https://gpt4all.io/index.html",
-                     'href="https://example.com/a?b=1&amp;c=2"',
+                     'href="https://example.com/a?b=1&amp;c=2&amp;utm_medium=email&amp;'
+                     'utm_campaign=kitchen-sink"',
                      "fish &amp; chips, 1 &lt; 2 and a literal &lt;b&gt;tag&lt;/b&gt;"):
         assert fragment in html, fragment
     images = [attrs for tag, attrs in Tags(html).tags if tag == "img"]
@@ -104,7 +105,8 @@ def test_markdown_features_render_in_text(kitchen_sink):
     assert "1. first step\n2. second step" in text
     assert "> A quotation that carries _emphasis_." in text
     assert "    GPT4All: https://gpt4all.io/index.html\n    MLC: https://llm.mlc.ai" in text
-    assert "[1] https://example.com/a?b=1&c=2" in text
+    assert "[1] https://example.com/a?b=1&c=2&utm_medium=email&utm_campaign=kitchen-sink" \
+        in text
     assert "[3] https://news.example.com/assets/kitchen-sink/images/figure.png" in text
     assert "fish & chips, 1 < 2" in text  # raw in text, escaped only in HTML
 

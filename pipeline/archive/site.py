@@ -20,7 +20,7 @@ from ..errors import ConfigError, PipelineError, display_path
 from ..issue import Issue, issue_folders, issue_ids, read_issue, read_metadata
 from ..render import template_env
 from ..render.assets import issue_assets, write_assets
-from ..render.pages import page_context, site_image_url
+from ..render.pages import edition_links, page_context, site_image_url
 from ..render.templates import base_context, issue_label
 from ..store import connect
 
@@ -111,11 +111,20 @@ def publish_site(config: Config, out: Path) -> SiteReport:
             folder = building / issue.id
             folder.mkdir()
             write_assets(issue_assets(issue), folder)
-            context = page_context(issue, site_image_url(issue, ""))
-            html = env.get_template("web/issue.html.j2").render(
-                **common, **context, date=day(entry.published),
-                issue_label=issue_label(issue, config), version=entry.version)
-            (folder / "index.html").write_text(html, encoding="utf-8")
+            alternates = edition_links(issue, base)
+            # the default edition at <id>/; each edition, with a language switch and
+            # hreflang alternates, at <id>/<language>/ (images stay in <id>/)
+            pages = [(issue, folder, "")] + [(edition, folder / edition.language, "../")
+                                             for edition in issue.editions if alternates]
+            for edition, where, up in pages:
+                where.mkdir(exist_ok=True)
+                context = page_context(edition, site_image_url(edition, up))
+                html = env.get_template("web/issue.html.j2").render(
+                    **base_context(config, edition.language), **context,
+                    date=day(entry.published), issue_label=issue_label(edition, config),
+                    alternates=alternates, root="../" + up, version=entry.version,
+                    feed=f"{'../' + up}{feed_name(edition.language, entries, config)}")
+                (where / "index.html").write_text(html, encoding="utf-8")
         index = [{"slug": e.issue.id, "title": e.issue.title, "date": day(e.published),
                   "preheader": e.issue.preheader, "issue_label": issue_label(e.issue, config)}
                  for e in entries]
@@ -123,6 +132,9 @@ def publish_site(config: Config, out: Path) -> SiteReport:
             env.get_template("web/index.html.j2").render(**common, entries=index),
             encoding="utf-8")
         (building / "feed.xml").write_bytes(atom_feed(entries, config, env, common))
+        for language in edition_languages(entries):  # one feed per edition's language
+            (building / f"feed.{language}.xml").write_bytes(
+                atom_feed(entries, config, env, base_context(config, language), language))
         _write_marker(building)
         _swap(building, out)
     except OSError as exc:  # a full disk, a read-only folder: the old site stays
@@ -253,11 +265,37 @@ def _swap(building: Path, out: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def atom_feed(entries: list[Published], config: Config, env, common: dict) -> bytes:
+def edition_languages(entries: list[Published]) -> list[str]:
+    """The languages of the published issues' editions (of issues with several)."""
+    return list(dict.fromkeys(language for e in entries for language in e.issue.languages))
+
+
+def feed_name(language: str, entries: list[Published], config: Config) -> str:
+    """The feed of a page in this language: feed.<language>.xml when editions are in it."""
+    return f"feed.{language}.xml" if language in edition_languages(entries) else "feed.xml"
+
+
+def _in_language(entries: list[Published], language: str) -> list[tuple[Published, Issue, str]]:
+    """(entry, its edition in this language, the edition's path) of each issue that has
+    one: an edition of a many-language issue, or a one-language issue in it."""
+    found = []
+    for entry in entries:
+        issue = entry.issue
+        if language in issue.languages:
+            found.append((entry, issue.edition_for(language), f"{issue.id}/{language}/"))
+        elif not issue.languages and issue.language == language:
+            found.append((entry, issue, f"{issue.id}/"))
+    return found
+
+
+def atom_feed(entries: list[Published], config: Config, env, common: dict,
+              language: str | None = None) -> bytes:
+    """The Atom feed: every issue (its default edition), or with ``language`` the
+    issues in that language (feed.<language>.xml)."""
     base = config.archive_url
     ET.register_namespace("", ATOM)
     feed = ET.Element(f"{{{ATOM}}}feed", {"{http://www.w3.org/XML/1998/namespace}lang":
-                                          config.language})
+                                          language or config.language})
 
     def add(parent, tag, text=None, **attrs):
         element = ET.SubElement(parent, f"{{{ATOM}}}{tag}", attrs)
@@ -266,8 +304,9 @@ def atom_feed(entries: list[Published], config: Config, env, common: dict) -> by
         return element
 
     add(feed, "title", config.name)
-    add(feed, "id", f"{base}/")
-    add(feed, "link", rel="self", href=f"{base}/feed.xml")
+    add(feed, "id", f"{base}/" if language is None else f"{base}/feed.{language}.xml")
+    add(feed, "link", rel="self",
+        href=f"{base}/feed.xml" if language is None else f"{base}/feed.{language}.xml")
     add(feed, "link", rel="alternate", type="text/html", href=f"{base}/")
     zone = site_zone(config)
 
@@ -279,9 +318,10 @@ def atom_feed(entries: list[Published], config: Config, env, common: dict) -> by
     author = add(feed, "author")
     add(author, "name", config.sender.name)
     fragment = env.get_template("web/_content.html.j2")
-    for published in entries:
-        issue = published.issue
-        url = f"{base}/{issue.id}/"  # also the entry's Atom id: it never changes
+    chosen = [(e, e.issue, f"{e.issue.id}/") for e in entries] if language is None else \
+        _in_language(entries, language)
+    for published, issue, path in chosen:
+        url = f"{base}/{path}"  # also the entry's Atom id: it never changes
         entry = add(feed, "entry")
         add(entry, "title", issue.title)
         add(entry, "id", url)
@@ -292,6 +332,6 @@ def atom_feed(entries: list[Published], config: Config, env, common: dict) -> by
             add(entry, "summary", issue.preheader)
         for tag in issue.tags:
             add(entry, "category", term=tag)
-        html = fragment.render(**common, **page_context(issue, site_image_url(issue, url)))
+        html = fragment.render(**common, **page_context(issue, site_image_url(issue, f"{base}/{issue.id}/")))
         add(entry, "content", html, type="html")
     return b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(feed, encoding="utf-8")

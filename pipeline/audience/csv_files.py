@@ -22,7 +22,9 @@ from .queries import (
     begin_import,
     end_import,
     imported_row,
+    language_problem,
     note_imported_row,
+    set_language,
     subscribers,
     suppress,
     upsert,
@@ -149,7 +151,13 @@ def _import_row(db: Database, columns: Columns, cells: list[str], path: str,
         return
     fields = {key: restored(value) for key, value in reader.fields.items()}
     tags = _tags(fields.pop("tags", ""), path, line, report)
+    language = fields.pop("language", "").strip()
+    if language and language_problem(language):
+        report.warn(path, line, f"{language_problem(language)}; the reader is kept without one")
+        language = ""
     outcome = upsert(db, email, name, fields, now, left=bool(state and state.kind == LEFT))
+    if language and set_language(db, email, language, now) and outcome == "unchanged":
+        outcome = "updated"
     if tags:
         reader_id = db.execute("SELECT id FROM subscribers WHERE email_key = ?",
                                (email.lower(),)).fetchone()[0]
@@ -212,17 +220,22 @@ def export_csv(db: Database, handle: TextIO) -> int:
     """Every subscriber, with status, consent record (empty for a reader who did not sign
     up through `serve`) and custom columns, as CSV on handle; how many."""
     keys: set[str] = set()
+    languages = False  # a language column only when a reader has a language
     for sub in subscribers(db, "all"):  # a page at a time, on either database
         keys.update(sub.fields)
-    extra = sorted(keys)
+        languages = languages or bool(sub.language)
+    extra = sorted(keys - {"language"})
     written = 0
     out = csv.writer(handle)
-    out.writerow(["email", "name", "status", *CONSENT,
+    own = ["language"] if languages else []
+    out.writerow(["email", "name", "status", *own, *CONSENT,
                   *(neutralised(k) for k in extra if k not in CONSENT)])
     for sub in subscribers(db, "all"):
         status = f"suppressed:{sub.suppressed}" if sub.suppressed else sub.status
+        language = [sub.language] if languages else []
         out.writerow([neutralised(cell) for cell in (
-            sub.email, sub.name, status, *(sub.consent.get(k) or "" for k in CONSENT),
+            sub.email, sub.name, status, *language,
+            *(sub.consent.get(k) or "" for k in CONSENT),
             *(sub.fields.get(k, "") for k in extra if k not in CONSENT))])
         written += 1
     return written

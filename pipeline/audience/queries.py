@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ..config import Config
-from ..errors import PipelineError
+from ..config import Config, value_problem
+from ..errors import PipelineError, printable
 from ..issue.segment import EVERYONE, MAX_TAGS, Segment, normal_tag, tag_problem
 from ..store import Database, transaction
 from .addresses import email_problem, name_problem
@@ -34,10 +34,12 @@ class Subscriber:
     ref: bytes = field(default=b"", repr=False)  # what the reader's unsubscribe token signs
     # the consent of their latest confirmed signup (CONSENT's columns), if any
     consent: dict[str, str | None] = field(default_factory=dict, repr=False)
+    language: str = ""  # BCP 47, or "": the edition of a many-language issue they get
 
     def as_json(self) -> dict:
         return {"email": self.email, "name": self.name, "status": self.status,
-                "suppressed": self.suppressed, "fields": self.fields}
+                "suppressed": self.suppressed, "fields": self.fields,
+                "language": self.language}
 
     def line(self) -> str:
         state = f"suppressed ({self.suppressed})" if self.suppressed else self.status
@@ -49,7 +51,8 @@ class Subscriber:
         return cls(row["id"], row["email"], row["name"], json.loads(row["fields"]),
                    row["status"], row["reason"] if "reason" in keys else None,
                    row["ref"] if "ref" in keys else b"",
-                   {column: row[column] for column in CONSENT if column in keys})
+                   {column: row[column] for column in CONSENT if column in keys},
+                   language=row["language"] if "language" in keys else "")
 
 
 def upsert(db: Database, email: str, name: str, fields: dict[str, str],
@@ -113,18 +116,42 @@ def end_import(db: Database) -> None:
     db.execute("DROP TABLE IF EXISTS imported_rows")
 
 
-def add(db: Database, email: str, name: str, now: datetime) -> str:
-    """Add or update one subscriber; a stored address that is this one but for white
-    space around it (it got in before addresses were checked) is corrected in place, so
-    that the reader keeps their history and `send --resend-failed` reaches them."""
-    problem = email_problem(email) or name_problem(name)
+def add(db: Database, email: str, name: str, now: datetime, language: str | None = None
+        ) -> str:
+    """Add or update one subscriber (and their language, when given: "" for none); a
+    stored address that is this one but for white space around it (it got in before
+    addresses were checked) is corrected in place, so that the reader keeps their history
+    and `send --resend-failed` reaches them."""
+    problem = email_problem(email) or name_problem(name) or \
+        (language_problem(language) if language else None)
     if problem:
         raise PipelineError(problem)
     with transaction(db):
         if correct_address(db, email, now):
             upsert(db, email, name, {}, now)
-            return "corrected"
-        return upsert(db, email, name, {}, now)
+            outcome = "corrected"
+        else:
+            outcome = upsert(db, email, name, {}, now)
+        if language is not None and set_language(db, email, language, now) and \
+                outcome == "unchanged":
+            outcome = "updated"
+        return outcome
+
+
+def language_problem(language: str) -> str | None:
+    """Why a reader's language is not a language tag, or None."""
+    if value_problem("language", language):
+        return (f"'{printable(language)[:40]}' is not a language tag; write it like 'en' "
+                "or 'zh-CN'")
+    return None
+
+
+def set_language(db: Database, email: str, language: str, now: datetime) -> bool:
+    """A reader's language ("" for none); whether it changed. The caller checked it."""
+    return db.execute("UPDATE subscribers SET language = ?, updated_at = ? WHERE "
+                      "email_key = ? AND language <> ?",
+                      (language.strip(), now.isoformat(), email.lower(),
+                       language.strip())).rowcount > 0
 
 
 def correct_address(db: Database, email: str, now: datetime) -> bool:

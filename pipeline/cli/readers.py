@@ -61,12 +61,15 @@ def audience_import(app: App, file: Path, encoding: str | None,
 @audience.command("add")
 @click.argument("email")
 @click.option("--name", default="", help="The reader's name, for the greeting.")
+@click.option("--language", default=None, metavar="TAG",
+              help="The reader's language (en, zh-CN): the edition of a many-language "
+                   "issue they get; \"\" for none.")
 @pass_app
-def audience_add(app: App, email: str, name: str) -> None:
-    """Add one subscriber (or update their name)."""
+def audience_add(app: App, email: str, name: str, language: str | None) -> None:
+    """Add one subscriber (or update their name and language)."""
     from ..audience.queries import add
 
-    outcome = add(app.db(), email, name, app.now())
+    outcome = add(app.db(), email, name, app.now(), language)
     click.echo(f"{email}: {outcome.replace('_', ' ')}")
 
 

@@ -54,6 +54,7 @@ from typing import TypeVar
 from ..audience.addresses import invalid_reason
 from ..audience.queries import READER, reader_of, recipients_of, skip_reason
 from ..errors import ExitStatus, PipelineError
+from ..issue.model import pick_edition
 from ..issue.segment import EVERYONE, Segment
 from ..store import Database, database_errors, is_busy, transaction
 from .personalise import Recipient
@@ -168,14 +169,17 @@ class Ledger:
 
     def start(self, issue: str, subject: str, provider: str, now: datetime,
               former: Sequence[str] = (), segment: Segment = EVERYONE,
-              version: tuple[str, str] = ("", "")) -> tuple[SendRecord, int]:
-        """The issue's send, created with its audience snapshot (the active readers of
-        its ``segment``) and its version (content hash, commit) on first use (or found
-        under a former key, and re-keyed to the id); and how many rows runs that are over
-        had left in flight (now ``unknown``). Begins this run first."""
+              editions: Sequence[str] = (), version: tuple[str, str] = ("", "")
+              ) -> tuple[SendRecord, int]:
+        """The issue's send, created on first use with its audience snapshot (the active
+        readers of its ``segment``, each with the edition of ``editions`` their language
+        picks) and its version (content hash, commit); or found under a former key, and
+        re-keyed to the id. And how many rows runs that are over had left in flight (now
+        ``unknown``). Begins this run first."""
         self.retrying(lambda: self._begin_run(now), "nothing was sent")
         return self.retrying(lambda: self._start(issue, subject, provider, now, former,
-                                                 segment, version), "nothing was sent")
+                                                 segment, editions, version),
+                             "nothing was sent")
 
     def _begin_run(self, now: datetime) -> None:
         if self.run is not None:
@@ -189,7 +193,8 @@ class Ledger:
         self.run = run
 
     def _start(self, issue: str, subject: str, provider: str, now: datetime,
-               former: Sequence[str], segment: Segment, version: tuple[str, str]
+               former: Sequence[str], segment: Segment, editions: Sequence[str],
+               version: tuple[str, str]
                ) -> tuple[SendRecord, int]:
         with transaction(self.db, serial=True):  # one start at a time: one snapshot
             known = self.find(issue, *former)
@@ -206,6 +211,7 @@ class Ledger:
                     "INSERT INTO deliveries (send_id, subscriber_id, email, updated_at) "
                     f"SELECT ?, s.id, s.email, ? {audience}",
                     (send_id, now.isoformat(), *params))
+                self._pick_editions(send_id, editions)
                 self.db.execute("UPDATE sends SET total = (SELECT count(*) FROM deliveries "
                                 "WHERE send_id = ?) WHERE id = ?", (send_id, send_id))
             record = self.find(issue)
@@ -214,6 +220,26 @@ class Ledger:
             if orphans and record.state == "done":
                 self.db.execute("UPDATE sends SET state = 'sending' WHERE id = ?", (record.id,))
         return self.find(issue) or record, orphans
+
+    def _pick_editions(self, send_id: int, editions: Sequence[str]) -> None:
+        """Each reader of a new send gets the edition their language picks (recorded, so
+        that a reader who changes language mid-send still gets one edition, once): set
+        per distinct language, a statement each. The caller holds the transaction."""
+        if not editions:
+            return
+        self.db.execute("UPDATE deliveries SET edition = ? WHERE send_id = ?",
+                        (editions[0], send_id))
+        if len(editions) == 1:
+            return
+        languages = [row[0] for row in self.db.execute(
+            "SELECT DISTINCT s.language FROM deliveries d JOIN subscribers s ON "
+            "s.id = d.subscriber_id WHERE d.send_id = ?", (send_id,)).fetchall()]
+        for language in languages:
+            edition = pick_edition(language, editions)
+            if edition != editions[0]:
+                self.db.execute("UPDATE deliveries SET edition = ? WHERE send_id = ? AND "
+                                "subscriber_id IN (SELECT id FROM subscribers WHERE "
+                                "language = ?)", (edition, send_id, language))
 
     def _settle(self, send_id: int, stamp: str) -> int:
         """Rows in flight of runs that are over become unknown; how many. The caller
@@ -260,7 +286,7 @@ class Ledger:
     def _claim_reader(self, send_id: int, subscriber_id: int, stamp: str) -> Recipient | None:
         with transaction(self.db):
             row = self.db.execute(
-                f"SELECT d.subscriber_id, {READER} FROM deliveries d "
+                f"SELECT d.subscriber_id, d.edition, {READER} FROM deliveries d "
                 f"{reader_of('d.subscriber_id')} WHERE d.send_id = ? AND d.subscriber_id = ? "
                 "AND d.status = 'pending'", (send_id, subscriber_id)).fetchone()
             if row is None:
@@ -311,7 +337,7 @@ class Ledger:
         after = self.cursor.get(send_id, 0)
         with transaction(self.db):
             rows = self.db.execute(
-                f"SELECT d.subscriber_id, {READER} FROM deliveries d "
+                f"SELECT d.subscriber_id, d.edition, {READER} FROM deliveries d "
                 f"{reader_of('d.subscriber_id')} WHERE d.send_id = ? AND d.subscriber_id > ? "
                 "AND d.status = 'pending' ORDER BY d.subscriber_id LIMIT ?"
                 + self.db.sql(sqlite="", postgresql=" FOR UPDATE OF d SKIP LOCKED"),
@@ -435,6 +461,16 @@ class Ledger:
             "SELECT count(*) FROM deliveries d WHERE d.send_id = ? AND d.status = 'inflight' "
             f"AND d.run IS DISTINCT FROM ? AND {_LIVE}", (send_id, self.run)).fetchone()[0]
 
+    def editions(self, send_id: int) -> dict[str, dict[str, int]]:
+        """Each edition's readers by status: {"en": {"sent": 3, ...}, ...}; {} for a send
+        of one edition."""
+        found: dict[str, dict[str, int]] = {}
+        for edition, status, count in self.db.execute(
+                "SELECT edition, status, count(*) FROM deliveries WHERE send_id = ? "
+                "GROUP BY edition, status ORDER BY edition", (send_id,)).fetchall():
+            found.setdefault(edition or "", {s: 0 for s in STATUSES})[status] = count
+        return found if len(found) > 1 or "" not in found else {}
+
     def counts(self, send_id: int) -> dict[str, int]:
         found = dict(self.db.execute("SELECT status, count(*) FROM deliveries WHERE send_id = ? "
                                      "GROUP BY status", (send_id,)).fetchall())
@@ -456,7 +492,7 @@ class Ledger:
         after = 0
         while True:
             rows = self.db.execute(
-                f"SELECT d.subscriber_id, {READER} FROM deliveries d "
+                f"SELECT d.subscriber_id, d.edition, {READER} FROM deliveries d "
                 f"{reader_of('d.subscriber_id')} WHERE d.send_id = ? AND d.status = 'pending' "
                 "AND d.subscriber_id > ? ORDER BY d.subscriber_id LIMIT 1000",
                 (send_id, after)).fetchall()
@@ -493,4 +529,5 @@ class Ledger:
 def _recipient(row) -> Recipient:
     fields = row["fields"]
     return Recipient(row["subscriber_id"], row["email"], row["name"],
-                     json.loads(fields) if fields != "{}" else {}, row["ref"])
+                     json.loads(fields) if fields != "{}" else {}, row["ref"],
+                     row["edition"] or "")

@@ -35,6 +35,7 @@ class Recipient:
     # what the unsubscribe token signs; an address that is no reader gets a random one,
     # whose link leads to the "not valid" page
     ref: bytes = field(default_factory=new_ref, repr=False)
+    edition: str = ""  # the language of the issue's edition they get ("": the default)
 
 
 class Part:
@@ -183,6 +184,26 @@ class PreparedEmail:
     def list_unsubscribe(self, url: str, token: str) -> str:
         mailto = f"mailto:{self.unsubscribe_email}?subject=unsubscribe%20{token}"
         return f"<{url}>, <{mailto}>"
+
+
+class Editions:
+    """An issue's editions, each prepared once: by language, the default first. A
+    one-language issue has one. ``message(recipient)`` picks the recipient's."""
+
+    def __init__(self, emails: dict[str, PreparedEmail]):
+        self.emails = emails
+        self.default = next(iter(emails.values()))
+        self.slug = self.default.slug
+        self.subject = self.default.subject
+
+    def __getitem__(self, edition: str | None) -> PreparedEmail:
+        return self.emails.get(edition or "", self.default)
+
+    def __iter__(self):
+        return iter(self.emails.items())
+
+    def message(self, recipient: Recipient) -> Message:
+        return self[recipient.edition].message(recipient)
 
 
 class Message:

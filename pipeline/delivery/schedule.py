@@ -102,6 +102,7 @@ class IssueState:
     readers: int | None = None  # how many it would go to now (an issue not sent yet)
     content_hash: str = ""  # the version sent: the folder's hash, and its git commit
     source_commit: str = ""
+    by_edition: dict[str, dict[str, int]] = field(default_factory=dict)  # many languages
 
     def summary(self) -> list[str]:
         """The line `status` prints, and the addresses whose delivery is unknown, failed
@@ -116,6 +117,10 @@ class IssueState:
                      + (f" finished {self.finished_at}" if self.finished_at else ""))
         if self.readers is not None:
             line += f"  audience {self.audience.describe()}: {self.readers} readers"
+        if self.by_edition:  # an issue in several languages: each edition's readers
+            line += "  editions: " + "; ".join(
+                f"{edition} {sum(c.values())} (sent {c['sent']}, pending {c['pending']})"
+                for edition, c in self.by_edition.items())
         if len(self.by_provider) > 1:  # a send that failed over
             line += "  sent through " + ", ".join(f"{name} {count}" for name, count
                                                   in self.by_provider.items())
@@ -144,6 +149,10 @@ class IssueState:
                                          ("sent", "failed", "invalid", "unknown", "pending",
                                           "skipped")},
                 "sent_by_provider": self.by_provider,
+                "editions": {edition: {k: c.get(k, 0) for k in ("sent", "failed", "invalid",
+                                                                "unknown", "pending",
+                                                                "skipped")}
+                             for edition, c in self.by_edition.items()},
                 "audience": self.audience.as_json(), "readers": self.readers,
                 "content_hash": self.content_hash or None,
                 "commit": self.source_commit or None,
@@ -193,6 +202,7 @@ def issue_state(folder: Path, config: Config, ledger: Ledger, now: datetime,
         state.finished_at, state.counts, state.total = record.finished_at, counts, record.total
         state.by_provider = ledger.providers(record.id)
         state.content_hash, state.source_commit = record.content_hash, record.source_commit
+        state.by_edition = ledger.editions(record.id)
         if record.state == "sending":
             state.state = "sending"
         else:

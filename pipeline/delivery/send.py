@@ -24,7 +24,7 @@ from ..render import render_issue, web_url
 from ..store import connect, exists
 from .ledger import Ledger, LedgerBusy
 from .pace import DAY, DailyCap, Pace
-from .personalise import PreparedEmail, Recipient
+from .personalise import Editions, PreparedEmail, Recipient
 from .providers import DEFERRED, FAILED, RETRY, Outcome, Provider
 from .workers import STOPPED, Job, Senders
 
@@ -88,12 +88,20 @@ class SendReport:
         return lines
 
 
-def prepare(folder: Path, config: Config, test: bool = False) -> tuple[Issue, PreparedEmail]:
+def prepare(folder: Path, config: Config, test: bool = False) -> tuple[Issue, Editions]:
+    """The issue, and each of its editions rendered once and prepared to personalise."""
     issue = read_issue(folder, config)
-    rendered = render_issue(issue, config)
-    prepared = PreparedEmail(rendered, config, web_url(issue, config), test,
-                             issue.lines.get("subject"))
-    return issue, prepared
+    emails = {}
+    for edition in issue.editions:
+        emails[edition_key(edition)] = PreparedEmail(
+            render_issue(edition, config), config, web_url(edition, config), test,
+            issue.lines.get("subject"))
+    return issue, Editions(emails)
+
+
+def edition_key(edition: Issue) -> str:
+    """What the ledger records of an edition: its language, when the issue has several."""
+    return edition.language if edition.languages else ""
 
 
 def _require_unsubscribe_url(config: Config) -> None:
@@ -116,7 +124,7 @@ def _refuse_welcome(issue: Issue, ledger: Ledger) -> None:
 
 
 def send_issue(folder: Path, config: Config, provider: Provider, rt: Runtime,
-               resend_unknown: bool = False, prepared: tuple[Issue, PreparedEmail] | None = None,
+               resend_unknown: bool = False, prepared: tuple[Issue, Editions] | None = None,
                fallback: Callable[[], Provider] | None = None) -> SendReport:
     """Send (or resume) an issue to its audience through provider; when the provider
     gives up on a batch (unreachable, 5xx after every retry) and ``[delivery] fallback``
@@ -137,6 +145,7 @@ def send_issue(folder: Path, config: Config, provider: Provider, rt: Runtime,
         record_id(issue.folder, issue.id)
     record, orphans = ledger.start(issue.id, email.subject, provider.name, rt.clock(),
                                    former=issue.ledger_keys[1:], segment=issue.audience,
+                                   editions=issue.languages,
                                    version=(version.content_hash, version.commit))
     if orphans:
         rt.log(f"{issue.id}: {orphans} recipients were in flight when a run stopped; "
@@ -212,14 +221,15 @@ def _capped(config: Config, ledger: Ledger, issue_id: str, rt: Runtime) -> str:
             f"the rest stays pending: `send --due` from {when} continues it")
 
 
-def deliver_all(ledger: Ledger, send_id: int, provider: Provider, email: PreparedEmail,
+def deliver_all(ledger: Ledger, send_id: int, provider: Provider, email: Editions,
                 report: SendReport, rt: Runtime, config: Config | None = None) -> bool:
     """Claim and deliver batch after batch until none is left, a stop is asked for, the
     daily limit is reached or a batch cannot be delivered now (False: the provider gave
     up on one, so a fallback may take the rest).
 
     Up to ``[delivery] concurrency`` batches are in flight, each claimed and committed
-    before its request; this loop alone touches the database."""
+    before its request; this loop alone touches the database. A batch of readers of
+    several editions goes as one request per edition (one body each)."""
     settings = config.delivery if config else None
     workers = (settings.concurrency if settings else 0) or provider.concurrency
     pace = Pace(settings.max_per_second if settings else 0, rt.sleep)
@@ -228,7 +238,7 @@ def deliver_all(ledger: Ledger, send_id: int, provider: Provider, email: Prepare
     busy, claiming, gave_up = 0, True, False
     failure: DeliveryError | None = None
     try:
-        with Senders(provider, workers, email, pace, rt.clock, rt.sleep, rt.stop) as senders:
+        with Senders(provider, workers, pace, rt.clock, rt.sleep, rt.stop) as senders:
             while True:
                 while claiming and busy < senders.n and failure is None and not rt.stop():
                     size = min(provider.batch_size, cap.allowance())
@@ -239,8 +249,9 @@ def deliver_all(ledger: Ledger, send_id: int, provider: Provider, email: Prepare
                         report.capped = cap.reached
                         break
                     cap.take(len(batch))
-                    senders.submit(Job(batch).personalise(email, provider))
-                    busy += 1
+                    for edition, readers in by_edition(batch).items():
+                        senders.submit(Job(readers, email[edition]).personalise(provider))
+                        busy += 1
                 if not busy:
                     break
                 job, result = senders.result()
@@ -267,7 +278,7 @@ def deliver_all(ledger: Ledger, send_id: int, provider: Provider, email: Prepare
                         pace.pause(delay)
                     rt.log(f"{email.slug}: {len(retry)} not delivered ({error}); attempt "
                            f"{job.attempt + 1} of {MAX_ATTEMPTS} in {delay:.1f}s")
-                    senders.submit(Job([r for r, _ in retry], job.attempt + 1,
+                    senders.submit(Job([r for r, _ in retry], job.email, job.attempt + 1,
                                        0.0 if wait is not None else delay, error))
                     busy += 1
                     continue
@@ -288,7 +299,15 @@ def deliver_all(ledger: Ledger, send_id: int, provider: Provider, email: Prepare
     return not gave_up
 
 
-def _set_aside(ledger: Ledger, email: PreparedEmail, report: SendReport, rt: Runtime) -> None:
+def by_edition(batch: list[Recipient]) -> dict[str, list[Recipient]]:
+    """A claimed batch split by the edition each reader gets, in claim order."""
+    groups: dict[str, list[Recipient]] = {}
+    for recipient in batch:
+        groups.setdefault(recipient.edition, []).append(recipient)
+    return groups
+
+
+def _set_aside(ledger: Ledger, email: Editions, report: SendReport, rt: Runtime) -> None:
     """Readers a claim found unsendable (invalid address, left meanwhile): counted."""
     for status, address, why in ledger.set_aside:
         report.outcomes[status] += 1
@@ -308,7 +327,7 @@ def _record_failure(ledger: Ledger, send_id: int, provider: Provider,
     ledger.record(send_id, [*_rows(handled), *unsent], provider.name, rt.clock())
 
 
-def _record_outcomes(ledger: Ledger, send_id: int, provider: Provider, email: PreparedEmail,
+def _record_outcomes(ledger: Ledger, send_id: int, provider: Provider, email: Editions,
                      job: Job, outcomes: list[Outcome], report: SendReport, rt: Runtime
                      ) -> list[tuple[Recipient, Outcome]]:
     """Record a batch's final outcomes and whom the server deferred (a 4xx: pending, for
@@ -389,11 +408,14 @@ def send_test(folder: Path, config: Config, provider: Provider, addresses: list[
             refs = audience.refs_of(db, addresses)
         finally:
             db.close()
-    recipients = [Recipient(0, address, ref=refs.get(address.lower()) or audience.new_ref())
-                  for address in addresses]
+    # one message of each edition to each address; "address (en)" for an edition's
+    recipients = [Recipient(0, address, ref=refs.get(address.lower()) or audience.new_ref(),
+                            edition=edition)
+                  for edition, _ in email for address in addresses]
+    shown_as = [f"{r.email} ({r.edition})" if r.edition else r.email for r in recipients]
     with provider:
         outcomes = provider.send([email.message(r) for r in recipients], rt.clock())
-    return list(zip(addresses, outcomes, strict=True))
+    return list(zip(shown_as, outcomes, strict=True))
 
 
 @dataclass(frozen=True)

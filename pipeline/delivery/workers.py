@@ -24,16 +24,17 @@ STOPPED = "stopped"  # a job that waited for a retry and found the run stopping
 @dataclass
 class Job:
     batch: list[Recipient]
+    email: PreparedEmail  # the edition every reader of the batch gets
     attempt: int = 1
     delay: float = 0.0  # seconds to wait first (a retry's backoff)
     error: str = ""  # why it is tried again
     messages: list[Message] = field(default_factory=list)  # the batch's, personalised
     encoded: object = None  # the provider's request for them, made ahead
 
-    def personalise(self, email: PreparedEmail, provider: Provider) -> Job:
+    def personalise(self, provider: Provider) -> Job:
         """The batch's messages and request made now, by the caller: the CPU work of
         a request done before it is handed to a thread that only waits on the network."""
-        self.messages = [email.message(recipient) for recipient in self.batch]
+        self.messages = [self.email.message(recipient) for recipient in self.batch]
         self.encoded = provider.encode(self.messages)
         return self
 
@@ -45,10 +46,10 @@ class Senders:
     """``n`` providers sending jobs; ``submit(job)`` then ``result() -> (job, result)``
     in the order they finish."""
 
-    def __init__(self, provider: Provider, n: int, email: PreparedEmail, pace: Pace,
+    def __init__(self, provider: Provider, n: int, pace: Pace,
                  clock, sleep: Callable[[float], None], stop: Callable[[], bool]):
         self.provider, self.n = provider, max(1, n)
-        self.email, self.pace, self.clock = email, pace, clock
+        self.pace, self.clock = pace, clock
         self.sleep, self.stop = sleep, stop
         self.jobs: queue.Queue[Job | None] = queue.Queue()
         self.results: queue.Queue[tuple[Job, Result]] = queue.Queue()
@@ -112,7 +113,7 @@ class Senders:
                     return STOPPED
             self.pace.wait(len(job.batch))
             if not job.messages:
-                job.personalise(self.email, provider)
+                job.personalise(provider)
             return provider.send(job.messages, self.clock(), job.encoded)
         except BaseException as exc:  # noqa: BLE001 - the caller records, then raises it
             return exc

@@ -18,6 +18,7 @@ class BuildResult:
     rendered: RenderedEmail
     out: Path
     images: tuple[tuple[Asset, Prepared], ...] = ()
+    translations: tuple[tuple[str, RenderedEmail], ...] = ()  # other editions: <out>/<lang>/
 
     def summary(self) -> list[str]:
         rendered = self.rendered
@@ -31,6 +32,9 @@ class BuildResult:
                 lines.append(f"    {asset.name}  {w0}×{h0} → {w1}×{h1}, "
                              f"{format_size(prepared.source_size)} → "
                              f"{format_size(len(prepared.data))}")
+        for language, edition in self.translations:
+            lines.append(f"  {language}/  email.html {format_size(edition.html_size)}, "
+                         f"email.txt {format_size(len(edition.text.encode()))}")
         return lines
 
     def size_finding(self) -> Problem | None:
@@ -49,11 +53,16 @@ class BuildResult:
 
 
 def build_issue(folder: Path, config: Config, out_root: Path | None = None) -> BuildResult:
+    """The default edition at build/<folder>/, each other one at build/<folder>/<lang>/."""
     issue = read_issue(folder, config)
     rendered = render_issue(issue, config)
     out = (out_root or config.build_dir) / issue.slug
     images = write_build(rendered, out)
-    return BuildResult(rendered, out, tuple(images))
+    translations = []
+    for language, edition in issue.translations.items():
+        translations.append((language, render_issue(edition, config)))
+        write_build(translations[-1][1], out / language)
+    return BuildResult(rendered, out, tuple(images), tuple(translations))
 
 
 def write_build(rendered: RenderedEmail, out: Path) -> list[tuple[Asset, Prepared]]:

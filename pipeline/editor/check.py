@@ -22,6 +22,7 @@ from ..render.columns import display_width
 from ..render.mail import GMAIL_CLIP
 from ..render.palette import low_contrast
 from . import editorial
+from .editions import check_editions
 from .scaffold import SCAFFOLD_LINES
 
 SUBJECT_COLUMNS = 60
@@ -41,10 +42,13 @@ def check_issue(folder: Path, config: Config, online: bool = False,
     """Every finding for an issue folder: reading and rendering errors, or the lint."""
     try:
         issue = read_issue(folder, config)
-        rendered = render_issue(issue, config)
+        editions = [(edition, render_issue(edition, config)) for edition in issue.editions]
     except IssueError as exc:
         return list(exc.problems)
-    findings = lint(issue, rendered, config)
+    # each edition linted in its own language; what they share is said once
+    findings = list(dict.fromkeys(problem for edition, rendered in editions
+                                  for problem in lint(edition, rendered, config)))
+    findings += check_editions(issue)
     if online:
         findings += check_links_online(issue, fetch or head_status)
         findings += check_images_online(issue, config, head or head_only)

@@ -26,6 +26,23 @@ def text_direction(language: str) -> str:
     return "rtl" if first in RTL_LANGUAGES else "ltr"
 
 
+def pick_edition(language: str | None, languages: tuple[str, ...] | list[str]) -> str:
+    """Of an issue's languages (the first the default), the one for a reader's language:
+    the same tag (case aside), else one of the same primary language, else the first."""
+    if not languages:
+        return ""
+    wanted = (language or "").strip().lower()
+    if wanted:
+        for tag in languages:
+            if tag.lower() == wanted:
+                return tag
+        primary = wanted.split("-")[0]
+        for tag in languages:
+            if tag.lower().split("-")[0] == primary:
+                return tag
+    return languages[0]
+
+
 @dataclass(frozen=True)
 class Image:
     src: str  # as written in the Markdown or issue.yaml
@@ -71,6 +88,7 @@ class Section:
     links: list[Link] = field(default_factory=list)
     intro_source: str = ""  # the introduction's Markdown, as written
     file: Path | None = None  # the section file, absolute
+    name: str = ""  # the file's name without .md and a language: 01-tips for 01-tips.en.md
 
 
 @dataclass
@@ -96,6 +114,22 @@ class Issue:
     language: str = "en"  # BCP 47: issue.yaml's language, else newsletter.toml's
     audience: Segment = EVERYONE  # who of the active readers it is for
     kind: str = "issue"  # or "welcome": sent to each newly confirmed reader, not scheduled
+    tag_links: bool = True  # issue.yaml's tag_links: false turns [links] tagging off
+    # Editions (issue.yaml's languages: [zh-CN, en]): this Issue is the first language's;
+    # the others, each an Issue of its own language, sections and words, by language.
+    languages: tuple[str, ...] = ()
+    translations: dict[str, Issue] = field(default_factory=dict)
+
+    @property
+    def editions(self) -> list[Issue]:
+        """Every edition of the issue, the default first (one for a one-language issue)."""
+        return [self, *self.translations.values()]
+
+    def edition_for(self, language: str | None) -> Issue:
+        """The edition a reader of this language gets: the same tag, else the same
+        primary language (en-GB reads en, zh reads zh-CN), else the default."""
+        return self.translations.get(pick_edition(language, self.languages), self) \
+            if self.translations else self
 
     @property
     def direction(self) -> str:

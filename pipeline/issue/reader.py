@@ -7,7 +7,7 @@ that later stages can point at ``path:line``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -40,9 +40,10 @@ class Field:
 
 ISSUE_FIELDS = {
     "number": Field("int", True, "number: 1"),
-    "title": Field("str", True, 'title: "My newsletter 01"'),
-    "subject": Field("str"),
-    "preheader": Field("str"),
+    # text, or one per language of an issue with editions: {zh-CN: "…", en: "…"}
+    "title": Field("text", True, 'title: "My newsletter 01"'),
+    "subject": Field("text"),
+    "preheader": Field("text"),
     "date": Field("date", True, "date: 2024-01-31"),
     "send_at": Field("datetime"),
     "editor": Field("str"),
@@ -52,10 +53,13 @@ ISSUE_FIELDS = {
     "publish": Field("bool"),
     "id": Field("id"),
     "language": Field("language"),  # a BCP 47 tag; default: newsletter.toml's language
+    "languages": Field("languages"),  # editions: [zh-CN, en], the first the default
     "audience": Field("segment"),  # {tags: [...], exclude: [...]}; default: everyone
     "kind": Field("issue_kind"),  # welcome: sent to each newly confirmed reader, never scheduled
+    "tag_links": Field("bool"),  # false: no UTM tags on this issue's links
 }
 ISSUE_KINDS = ("issue", "welcome")
+LOCALIZED = ("title", "subject", "preheader")
 SECTION_FIELDS = {
     "kind": Field("str", True, "kind: news"),
     "title": Field("str"),
@@ -116,6 +120,8 @@ def read_issue(folder: Path, config: Config, ids: IssueIds | None = None) -> Iss
             problems.add(f"{display_path(path.parent)}/{printable(path.name)}", None, problem)
         else:
             files.append(path)
+    languages = tuple(meta.get("languages", ()))
+    by_language = _files_by_language(files, languages, problems)
     total = too_large(sum(path.stat().st_size for path in files), "sections")
     if total:
         problems.add(shown, None, f"the section files together are {total}; an issue this "
@@ -124,12 +130,19 @@ def read_issue(folder: Path, config: Config, ids: IssueIds | None = None) -> Iss
     if not candidates:
         problems.add(shown, None, "no section files; add Markdown files such as "
                                   "01-news.md, one per section, in reading order")
-    for path in files:
-        section = _read_section(path, folder, config, problems)
-        if section:
-            sections.append(section)
+    editions: dict[str, list[Section]] = {}
+    for language, named in by_language.items():
+        editions[language] = []
+        for name, path in named:
+            section = _read_section(path, folder, config, problems)
+            if section:
+                section.name = name
+                editions[language].append(section)
     problems.raise_if_any()
-    return Issue(
+    sections = editions[languages[0] if languages else ""]
+    default = languages[0] if languages else meta.get("language") or config.language
+    words = meta.get("localized", {})
+    issue = Issue(
         folder=folder.resolve(),
         number=meta["number"],
         title=meta["title"],
@@ -146,10 +159,43 @@ def read_issue(folder: Path, config: Config, ids: IssueIds | None = None) -> Iss
         lines=lines,
         id=meta["id"],
         ledger_keys=ids.ledger_keys(meta["id"], folder),
-        language=meta.get("language") or config.language,
+        language=default,
         audience=meta.get("audience", EVERYONE),
         kind=meta.get("kind", "issue"),
+        tag_links=meta.get("tag_links", True),
+        languages=languages,
     )
+    for language in languages[1:]:
+        own = {key: words.get(key, {}).get(language) for key in LOCALIZED}
+        title = own["title"] or issue.title
+        issue.translations[language] = replace(
+            issue, language=language, title=title,
+            subject=own["subject"] or own["title"] or issue.subject,
+            preheader=own["preheader"] or issue.preheader,
+            sections=editions[language], translations={})
+    return issue
+
+
+def _files_by_language(files: list[Path], languages: tuple[str, ...], problems: Problems
+                       ) -> dict[str, list[tuple[str, Path]]]:
+    """Section files by edition: 01-tips.md is the default language's, 01-tips.en.md
+    the en edition's (with languages: [zh-CN, en]); each as (name, path). An issue
+    without languages has one edition, "", of every file."""
+    if not languages:
+        return {"": [(path.stem, path) for path in files]}
+    found: dict[str, list[tuple[str, Path]]] = {language: [] for language in languages}
+    for path in files:
+        name, dot, suffix = path.stem.rpartition(".")
+        if not dot or value_problem("language", suffix):
+            found[languages[0]].append((path.stem, path))
+        elif suffix in languages:
+            found[suffix].append((name, path))
+        else:
+            problems.add(display_path(path), None,
+                         f"'{suffix}' is not one of the issue's languages "
+                         f"({', '.join(languages)}); add it to languages in issue.yaml, or "
+                         f"rename the file")
+    return found
 
 
 def read_metadata(folder: Path, config: Config, ids: IssueIds | None = None
@@ -203,6 +249,7 @@ def _read_issue_yaml(folder: Path, config: Config, problems: Problems, ids: Issu
         return {"id": derived_id(folder)}, {}
     raw, lines = parsed
     meta = _validate_fields(raw, lines, ISSUE_FIELDS, path, problems, config)
+    _localize(meta, lines, display_path(path), problems)
     if "id" in raw and "id" not in meta:
         meta["id"] = derived_id(folder)  # not usable: said above; this only fills the gap
         return meta, lines
@@ -214,6 +261,40 @@ def _read_issue_yaml(folder: Path, config: Config, problems: Problems, ids: Issu
         problems.add(display_path(path), lines.get("id"),
                      duplicate_problem(meta["id"], "id" in lines, others))
     return meta, lines
+
+
+def _localize(meta: dict[str, Any], lines: dict[str, int], shown: str, problems: Problems
+              ) -> None:
+    """Title, subject and preheader written per language ({zh-CN: "…", en: "…"}): the
+    default language's in meta[key], every form in meta["localized"][key]."""
+    languages = meta.get("languages", [])
+    if languages and "language" in meta:
+        problems.add(shown, lines.get("language"), "both 'language' and 'languages' are set; "
+                                                   "keep languages (its first is the default)")
+    localized: dict[str, dict[str, str]] = {}
+    for key in LOCALIZED:
+        value = meta.get(key)
+        if not isinstance(value, dict):
+            continue
+        if not languages:
+            problems.add(shown, lines.get(key), f"'{key}' is written per language but the "
+                                                "issue has no 'languages'; add languages: "
+                                                f"[{', '.join(value)}] or write one {key}")
+            meta[key] = next(iter(value.values()), "")
+            continue
+        for language in value:
+            if language not in languages:
+                problems.add(shown, lines.get(key),
+                             f"'{key}' has a form for '{language}', which is not one of the "
+                             f"issue's languages ({', '.join(languages)}); add it to "
+                             "languages or remove it")
+        if languages[0] not in value:
+            problems.add(shown, lines.get(key),
+                         f"'{key}' has no form for '{languages[0]}', the issue's default "
+                         f"language (the first of languages); add {languages[0]}: \"…\"")
+        localized[key] = value
+        meta[key] = value.get(languages[0], "")
+    meta["localized"] = localized
 
 
 def _validate_fields(raw: dict, lines: dict, fields: dict[str, Field], path: Path,
@@ -282,7 +363,28 @@ def _convert(key: str, value: Any, spec: Field, config: Config, shown: str, line
             return value
         return wrong(f"one of {', '.join(ISSUE_KINDS)} (welcome: the email each newly "
                      "confirmed reader gets)")
-    if kind in ("str", "image"):
+    if kind == "languages":
+        tags = [value] if isinstance(value, str) else value
+        if not isinstance(tags, list) or not tags or \
+                not all(isinstance(tag, str) and not value_problem("language", tag.strip())
+                        for tag in tags):
+            return wrong("a list of language tags like [zh-CN, en]")
+        tags = [tag.strip() for tag in tags]
+        if len(set(tags)) < len(tags):
+            return wrong("a list of different language tags")
+        return tags
+    if kind == "text" and isinstance(value, dict):
+        out = {}
+        for language, text in value.items():
+            if not isinstance(language, str) or value_problem("language", language):
+                problems.add(shown, line, f"'{key}' has a form for '{language}', which is not "
+                                          "a language tag; write it like en: \"…\"")
+            elif not isinstance(text, str | int | float) or isinstance(text, bool):
+                problems.add(shown, line, f"'{key}' in {language} must be text")
+            else:
+                out[language] = str(text).strip()
+        return out or None
+    if kind in ("str", "image", "text"):
         if isinstance(value, str | int | float) and not isinstance(value, bool):
             return str(value).strip()
         return wrong("text")

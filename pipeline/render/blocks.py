@@ -3,6 +3,7 @@ that become mj-image at full column width."""
 
 from __future__ import annotations
 
+import copy
 import html
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +33,8 @@ def _no_size(src: str) -> None:
 
 
 def html_blocks(body: list[Token], image_url: Callable[[str], str],
-                image_size: Size = _no_size) -> list[Block]:
+                image_size: Size = _no_size, link_url: Callable[[str], str] = str
+                ) -> list[Block]:
     """Split a body into HTML runs and paragraphs that hold only an image.
 
     A lone image becomes an mj-image (full column width, sized); everything else is
@@ -45,7 +47,7 @@ def html_blocks(body: list[Token], image_url: Callable[[str], str],
         node = body[i]
         if node.type == "paragraph_open" and node.level == 0 and _lone_image(body[i + 1]):
             if run:
-                blocks.append(Block("html", render_html(run, image_url, image_size)))
+                blocks.append(Block("html", render_html(run, image_url, image_size, link_url)))
                 run = []
             for child in body[i + 1].children or []:
                 if child.type == "image":
@@ -56,7 +58,7 @@ def html_blocks(body: list[Token], image_url: Callable[[str], str],
         run.append(node)
         i += 1
     if run:
-        blocks.append(Block("html", render_html(run, image_url, image_size)))
+        blocks.append(Block("html", render_html(run, image_url, image_size, link_url)))
     return blocks
 
 
@@ -75,6 +77,13 @@ def _render_image(self, nodes, idx, options, env):
     sized = f' width="{size[0]}" height="{size[1]}"' if size else ""
     return (f'<img src="{html.escape(src)}" alt="{alt}"{sized} '
             'style="max-width:100%;height:auto;">')
+
+
+def _render_link_open(self, nodes, idx, options, env):
+    """A link, its href as the email carries it (UTM-tagged when external)."""
+    node = copy.copy(nodes[idx])  # the issue's tokens are shared: never rewritten
+    node.attrs = {**node.attrs, "href": env["link_url"](str(node.attrs.get("href", "")))}
+    return self.renderToken([node], 0, options, env)
 
 
 def _render_softbreak(self, nodes, idx, options, env):
@@ -105,12 +114,14 @@ def _text_after(nodes: list[Token], idx: int) -> str:
 
 RENDERER = RendererHTML()
 RENDERER.rules["image"] = _render_image.__get__(RENDERER)
+RENDERER.rules["link_open"] = _render_link_open.__get__(RENDERER)
 RENDERER.rules["softbreak"] = _render_softbreak.__get__(RENDERER)
 
 
 def render_html(body: list[Token], image_url: Callable[[str], str],
-                image_size: Size = _no_size) -> str:
+                image_size: Size = _no_size, link_url: Callable[[str], str] = str) -> str:
     """Markdown blocks as HTML, images pointing where they are hosted (and sized, when
-    image_size knows them)."""
+    image_size knows them), links where link_url says."""
     return RENDERER.render(body, PARSER.options, {"image_url": image_url,
-                                                  "image_size": image_size}).strip()
+                                                  "image_size": image_size,
+                                                  "link_url": link_url}).strip()

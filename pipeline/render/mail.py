@@ -25,6 +25,7 @@ from ..issue import Image, Issue
 from ..issue.model import text_direction
 from .assets import BODY_WIDTH, CONTENT_WIDTH, Asset, asset_paths, issue_assets
 from .blocks import html_blocks
+from .links import link_tagger
 from .plaintext import References, render_text
 from .templates import TEXT_WIDTH, base_context, issue_label, template_env
 
@@ -83,8 +84,12 @@ def image_url_for(issue: Issue, config: Config, relative_assets: bool = False
 
 
 def web_url(issue: Issue, config: Config) -> str:
-    """The issue's page in the web archive: archive_url/<id>/ (its folder may move)."""
-    return f"{config.archive_url}/{issue.id}/" if config.archive_url else ""
+    """The issue's page in the web archive: archive_url/<id>/ (its folder may move), an
+    edition's archive_url/<id>/<language>/ when the issue has several."""
+    if not config.archive_url:
+        return ""
+    edition = f"{issue.language}/" if issue.languages else ""
+    return f"{config.archive_url}/{issue.id}/{edition}"
 
 
 def _image_view(image: Image | None, src: str, url: str, width: int, alt: str
@@ -106,9 +111,10 @@ def _shown_size(issue_images: dict[str, Image]):
     return size
 
 
-def _blocks(body, issue_images: dict[str, Image], image_url) -> list[dict[str, Any]]:
+def _blocks(body, issue_images: dict[str, Image], image_url, link_url
+            ) -> list[dict[str, Any]]:
     views = []
-    for block in html_blocks(body, image_url, _shown_size(issue_images)):
+    for block in html_blocks(body, image_url, _shown_size(issue_images), link_url):
         if block.kind == "html":
             views.append({"kind": "html", "html": Markup(block.html)})
         else:
@@ -120,11 +126,12 @@ def _blocks(body, issue_images: dict[str, Image], image_url) -> list[dict[str, A
 def email_context(issue: Issue, config: Config, relative_assets: bool = False
                   ) -> dict[str, Any]:
     image_url = image_url_for(issue, config, relative_assets)
+    link_url = link_tagger(issue, config)
     images = {image.src: image for image in issue.images}
     refs = References()
 
     def text_of(body) -> str:
-        return render_text(body, refs, TEXT_WIDTH, image_url)
+        return render_text(body, refs, TEXT_WIDTH, image_url, link_url)
 
     sections = []
     for section in issue.sections:
@@ -132,10 +139,11 @@ def email_context(issue: Issue, config: Config, relative_assets: bool = False
             "kind": section.kind,
             "template": section.template,
             "title": section.title,
-            "intro": _blocks(section.intro, images, image_url),
+            "intro": _blocks(section.intro, images, image_url, link_url),
             "intro_text": text_of(section.intro),
             "items": [
-                {"title": item.title, "blocks": _blocks(item.body, images, image_url),
+                {"title": item.title,
+                 "blocks": _blocks(item.body, images, image_url, link_url),
                  "text": text_of(item.body)}
                 for item in section.items
             ],
@@ -145,10 +153,10 @@ def email_context(issue: Issue, config: Config, relative_assets: bool = False
         src = issue.header_image.src
         header = _image_view(issue.header_image, src, image_url(src), BODY_WIDTH,
                              issue.header_image.alt)
-    labels = config.labels
+    labels = config.labels_for(issue.language)
     direction = issue.direction
     return {
-        **base_context(config),
+        **base_context(config, issue.language),
         "issue": issue,
         # the issue's language and direction: <html lang dir>, and which side text
         # starts on (align="{{ start }}", padding-{{ start }})

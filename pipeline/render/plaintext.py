@@ -27,34 +27,44 @@ class References:
 
 
 def render_text(body: list[Token], refs: References, width: int = TEXT_WIDTH,
-                image_url: Callable[[str], str] = str) -> str:
+                image_url: Callable[[str], str] = str,
+                link_url: Callable[[str], str] = str) -> str:
+    """link_url gives the URL a link is listed with (UTM-tagged when external)."""
     if not body:
         return ""
     root = SyntaxTreeNode(body)
-    return "\n\n".join(_blocks_text(root.children, refs, width, image_url)).rstrip()
+    urls = _Urls(image_url, link_url)
+    return "\n\n".join(_blocks_text(root.children, refs, width, urls)).rstrip()
 
 
-def _blocks_text(nodes, refs: References, width: int, image_url) -> list[str]:
+class _Urls:
+    """Where images and links point in the text part."""
+
+    def __init__(self, image_url: Callable[[str], str], link_url: Callable[[str], str]):
+        self.image, self.link = image_url, link_url
+
+
+def _blocks_text(nodes, refs: References, width: int, urls: _Urls) -> list[str]:
     out = []
     for node in nodes:
-        out.append(_block_text(node, refs, width, image_url))
+        out.append(_block_text(node, refs, width, urls))
     return [b for b in out if b]
 
 
-def _block_text(node, refs, width, image_url) -> str:
+def _block_text(node, refs, width, urls) -> str:
     kind = node.type
     if kind == "paragraph":
-        return wrap(_inline_text(node.children[0], refs, image_url), width)
+        return wrap(_inline_text(node.children[0], refs, urls), width)
     if kind == "heading":  # a heading inside an item, marked with its own level
         marker = "#" * int(node.tag[1]) + " "
-        return marker + wrap(_inline_text(node.children[0], refs, image_url),
+        return marker + wrap(_inline_text(node.children[0], refs, urls),
                              width - len(marker))
     if kind in ("code_block", "fence"):
         return "\n".join("    " + line for line in node.content.rstrip("\n").split("\n"))
     if kind == "hr":
         return "-" * min(width, 20)
     if kind == "blockquote":
-        inner = "\n\n".join(_blocks_text(node.children, refs, width - 2, image_url))
+        inner = "\n\n".join(_blocks_text(node.children, refs, width - 2, urls))
         return "\n".join(("> " + line).rstrip() for line in inner.split("\n"))
     if kind in ("bullet_list", "ordered_list"):
         start = int(node.attrs.get("start", 1)) if kind == "ordered_list" else 1
@@ -62,7 +72,7 @@ def _block_text(node, refs, width, image_url) -> str:
         for n, item in enumerate(node.children, start):
             marker = f"{n}. " if kind == "ordered_list" else "- "
             inner = "\n\n".join(_blocks_text(item.children, refs, width - len(marker),
-                                             image_url))
+                                             urls))
             lines = inner.split("\n")
             pad = " " * len(marker)
             items.append("\n".join([marker + lines[0]]
@@ -71,7 +81,7 @@ def _block_text(node, refs, width, image_url) -> str:
     return ""
 
 
-def _inline_text(inline, refs: References, image_url) -> str:
+def _inline_text(inline, refs: References, urls: _Urls) -> str:
     out: list[str] = []
     for child in inline.children:
         kind = child.type
@@ -87,19 +97,19 @@ def _inline_text(inline, refs: References, image_url) -> str:
             out.append("\n")
         elif kind == "link":
             href = str(child.attrs.get("href", ""))
-            text = _inline_text(child, refs, image_url)
+            text = _inline_text(child, refs, urls)
             if text.strip() == href or href.startswith("mailto:") and text in href:
-                out.append(href)
+                out.append(urls.link(href))
             else:
-                out.append(f"{text} [{refs.number(href)}]")
+                out.append(f"{text} [{refs.number(urls.link(href))}]")
         elif kind == "image":
             alt = child.content or "image"
-            out.append(f"[{alt}] [{refs.number(image_url(str(child.attrs.get('src', ''))))}]")
+            out.append(f"[{alt}] [{refs.number(urls.image(str(child.attrs.get('src', ''))))}]")
         elif kind in MARKS:
             mark = MARKS[kind]
-            out.append(f"{mark}{_inline_text(child, refs, image_url)}{mark}")
+            out.append(f"{mark}{_inline_text(child, refs, urls)}{mark}")
         elif child.children:
-            out.append(_inline_text(child, refs, image_url))
+            out.append(_inline_text(child, refs, urls))
     return "".join(out)
 
 

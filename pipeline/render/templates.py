@@ -63,10 +63,12 @@ def colon(label: str) -> str:
 
 def issue_label(issue, config: Config) -> str:
     """"Issue 9", in the publication's words ([labels] issue)."""
-    return config.labels.issue.format(number=issue.number)
+    return config.labels_for(issue.language).issue.format(number=issue.number)
 
 
-def base_context(config: Config) -> dict[str, Any]:
-    """What every template sees: the publication's settings, words and colours."""
-    return {"config": config, "labels": config.labels, "colors": config.colors,
+def base_context(config: Config, language: str | None = None) -> dict[str, Any]:
+    """What every template sees: the publication's settings, words (in an edition's
+    language: [labels.<language>]) and colours."""
+    labels = config.labels_for(language) if language else config.labels
+    return {"config": config, "labels": labels, "colors": config.colors,
             "sender": config.sender}

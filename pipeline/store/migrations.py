@@ -289,4 +289,13 @@ MIGRATIONS = [
     ALTER TABLE sends ADD COLUMN content_hash text NOT NULL DEFAULT '';
     ALTER TABLE sends ADD COLUMN source_commit text NOT NULL DEFAULT ''
     """),
+    # Editions (issue 18): a reader's language (a BCP 47 tag, '' for none) picks the
+    # edition of a many-language issue they get; the ledger records which each was sent.
+    Migration(8, "readers' languages, and the edition each reader of a send gets", """
+    ALTER TABLE subscribers ADD COLUMN language TEXT NOT NULL DEFAULT '';
+    ALTER TABLE deliveries ADD COLUMN edition TEXT
+    """, """
+    ALTER TABLE subscribers ADD COLUMN language text NOT NULL DEFAULT '';
+    ALTER TABLE deliveries ADD COLUMN edition text
+    """),
 ]

@@ -296,6 +296,20 @@ def tags_of(db: Database, subscriber_id: int) -> list[str]:
         (subscriber_id,))]
 
 
+def tags_by_reader(db: Database, subscriber_ids: list[int]) -> dict[int, list[str]]:
+    """The tags of these readers (a page of them: one query), by id; a reader without
+    tags is not in it."""
+    if not subscriber_ids:
+        return {}
+    marks = ", ".join("?" * len(subscriber_ids))
+    found: dict[int, list[str]] = {}
+    for row in db.execute(f"SELECT subscriber_id, tag FROM subscriber_tags WHERE "
+                          f"subscriber_id IN ({marks}) ORDER BY subscriber_id, tag",
+                          subscriber_ids):
+        found.setdefault(row["subscriber_id"], []).append(row["tag"])
+    return found
+
+
 def add_tags(db: Database, subscriber_id: int, tags: list[str]) -> int:
     """Give a reader these (checked) tags; how many were new. At most MAX_TAGS a reader.
     The caller holds the transaction."""

@@ -158,14 +158,15 @@ def unsubscribe(db: Database, email: str, now: datetime, source: str) -> bool:
         return True
 
 
-def unsubscribe_address(db: Database, email: str, now: datetime, source: str) -> None:
+def unsubscribe_address(db: Database, email: str, now: datetime, source: str) -> bool:
     """Unsubscribe a reader; an address not in the audience is suppressed instead, so
-    that it is never added back. Repeating it changes nothing."""
+    that it is never added back. Repeating it changes nothing. True if a reader left."""
     try:
-        unsubscribe(db, email, now, source)
+        return unsubscribe(db, email, now, source)
     except PipelineError:
         with transaction(db):
             suppress(db, email, "unsubscribe", source, now)
+        return False
 
 
 def suppress(db: Database, email: str, reason: str, source: str,

@@ -39,6 +39,29 @@ SECRETS = {  # environment variable -> what it is
 }
 
 
+MAX_TOPICS = 30  # [topics]: the preference page lists them all
+# Tags: a reader's (segments) and the topics readers may choose ([topics]).
+MAX_TAG = 32  # characters
+_TAG = re.compile(r"[^\W_][\w-]*")  # a letter or digit (any script), then those, _ and -
+TAG_RULE = (f"a tag is 1 to {MAX_TAG} letters, digits, '-' or '_', starting with a letter "
+            "or digit, like ai or deep-learning")
+
+
+def tag_problem(tag: str) -> str | None:
+    """What is wrong with a tag as written, or None."""
+    if not tag:
+        return f"an empty tag; {TAG_RULE}"
+    if len(tag) > MAX_TAG or not _TAG.fullmatch(tag):
+        shown = tag if len(tag) <= 40 else tag[:39] + "…"
+        return f"'{shown}' is not a tag; {TAG_RULE}"
+    return None
+
+
+def normal_tag(tag: str) -> str:
+    """A tag as stored and compared: trimmed, lower-cased."""
+    return tag.strip().lower()
+
+
 def key(kind: str = "str", default: Any = dataclasses.MISSING, *, choices: tuple[str, ...] = (),
         low: int | None = None, high: int | None = None, fields: tuple[str, ...] = ()) -> Any:
     """A configuration key: its kind (how it is checked and converted) and its default;
@@ -208,6 +231,16 @@ class Labels:
     invalid_confirmation: str = key("str", "This confirmation link is not valid or has "
                                            "expired. Subscribe again to get a new one.")
     resubscribe_button: str = key("str", "Subscribe again")
+    # the preference page ([topics]), and the footer's link to it
+    preferences: str = key("str", "Preferences")
+    preferences_prompt: str = key("format", "Choose the topics {name} sends to {email}:",
+                                  fields=("name", "email"))
+    preferences_button: str = key("str", "Save")
+    preferences_saved: str = key("format", "Saved: {email} gets the topics chosen below.",
+                                 fields=("name", "email"))
+    invalid_preferences_link: str = key("str", "This link is not valid. Use the preferences "
+                                               "link in your latest email, or reply to it "
+                                               "and ask us.")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -281,6 +314,8 @@ class Config:
     archive_url: str = key("url", "")
     asset_url: str = key("url", "")
     unsubscribe_url: str = key("url", "")
+    # the preference page of `serve` ([topics]); empty: beside unsubscribe_url (…/preferences)
+    preferences_url: str = key("url", "")
     provider: str = key("choice", "outbox", choices=PROVIDERS)
     # a SQLite file (a Path) or a PostgreSQL URL (a str): pipeline.store opens either
     database: Path | str = key("database", ".newsletter/newsletter.db")
@@ -305,6 +340,8 @@ class Config:
     # [labels.en], [labels.zh-CN]: the labels of an edition in that language, each key
     # not given there taken from [labels]
     language_labels: dict[str, Labels] = field(default_factory=dict)
+    # [topics]: tag -> label, the tags a reader may choose on the preference page (in order)
+    topics: dict[str, str] = field(default_factory=dict)
     secrets: Secrets = field(default_factory=Secrets)
     # (table, ..., key) -> its line in newsletter.toml, for messages about a key's value
     key_lines: dict[tuple[str, ...], int] = field(default_factory=dict, repr=False,
@@ -343,6 +380,14 @@ class Config:
         if self.signup.url or not self.unsubscribe_url:
             return self.signup.url
         return urljoin(self.unsubscribe_url, "subscribe")
+
+    @property
+    def preferences_page(self) -> str:
+        """The preference page's URL: preferences_url, else beside unsubscribe_url; empty
+        when neither is set."""
+        if self.preferences_url or not self.unsubscribe_url:
+            return self.preferences_url
+        return urljoin(self.unsubscribe_url, "preferences")
 
     @property
     def confirm_url(self) -> str:
@@ -419,16 +464,18 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None,
         if isinstance(labels, dict) else {}
     if per_language:
         raw = {**raw, "labels": {k: v for k, v in labels.items() if k not in per_language}}
-    values = reader.table(Config, {k: v for k, v in raw.items() if k != "sections"}, ())
+    values = reader.table(Config, {k: v for k, v in raw.items()
+                                   if k not in ("sections", "topics")}, ())
     sections = reader.sections(raw.get("sections", {}))
     language_labels = reader.language_labels(per_language, raw.get("labels", {}))
+    topics = reader.topics(raw.get("topics", {}))
     for kind in values.get("new_sections", []):
         if sections and kind not in sections:
             problems.add(shown, reader.lines.get(("new_sections",)),
                          f"new_sections: '{kind}' is not a section kind"
                          f"{did_you_mean(kind, sections)}; known kinds: {', '.join(sections)}")
     problems.raise_if_any(ConfigError)
-    return _build(Config, values, path=path.resolve(), sections=sections,
+    return _build(Config, values, path=path.resolve(), sections=sections, topics=topics,
                   language_labels=language_labels, secrets=Secrets.from_env(env),
                   key_lines=reader.lines)
 
@@ -483,7 +530,7 @@ class _Reader:
     def table(self, cls: type, raw: dict, where: tuple[str, ...], env_prefix: bool = True
               ) -> dict[str, Any]:
         fields = {f.name: f for f in dataclasses.fields(cls) if "kind" in f.metadata}
-        known = list(fields) + ([] if where else ["sections"])
+        known = list(fields) + ([] if where else ["sections", "topics"])
         place = f"[{'.'.join(where)}]" if where else "the top level"
         for name in raw:
             if name not in fields:
@@ -554,6 +601,29 @@ class _Reader:
             if len(values) == len(dataclasses.fields(Labels)):
                 found[language] = Labels(**values)
         return found
+
+    def topics(self, raw: Any) -> dict[str, str]:
+        """[topics]: tag = "label"; each tag as it is stored (lower case), each label
+        on one line."""
+        if not isinstance(raw, dict):
+            self.add(("topics",), 'must be a table [topics] of tag = "label" lines')
+            return {}
+        topics = {}
+        for tag, label in raw.items():
+            where = ("topics", tag)
+            problem = tag_problem(tag)
+            if problem:
+                self.add(where, f"{problem} (the keys of [topics] are the tags readers choose)")
+            elif tag != normal_tag(tag):
+                self.add(where, f"write the tag in lower case: {normal_tag(tag)}")
+            elif not isinstance(label, str) or not label.strip() or _CONTROL.search(label):
+                self.add(where, f'the label must be text on one line, like {tag} = "AI 工具"')
+            else:
+                topics[tag] = label.strip()
+        if len(topics) > MAX_TOPICS:
+            self.add(("topics",), f"{len(topics)} topics; a reader can choose from at most "
+                                  f"{MAX_TOPICS}: remove some")
+        return topics
 
     def add(self, where: tuple[str, ...], message: str, line: bool = True,
             key: bool = True) -> None:

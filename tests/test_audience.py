@@ -84,7 +84,7 @@ def test_add_remove_list_count_export(run, audience, project):
     assert exported.stdout == "wrote 13 subscribers to out.csv\n"
     rows = list(csv.DictReader((project / "out.csv").open(encoding="utf-8")))
     assert rows[1] == {"email": "chen.mo@example.com", "name": "陈默", "status": "unsubscribed",
-                       "consent_at": "", "consent_source": "", "consent_client": "",
+                       "tags": "", "consent_at": "", "consent_source": "", "consent_client": "",
                        "consent_agent": "", "confirmed_at": "", "city": "北京"}
     history = sqlite3.connect(audience).execute(
         "SELECT unsubscribed_at, unsubscribe_source FROM subscribers WHERE email_key = ?",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import email
 from email import policy
+from html import unescape as html_unescape
 from pathlib import Path
 
 import pytest
@@ -50,8 +51,9 @@ def assert_proper_message(raw: bytes, to: str, name: str, db: Path
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message["Message-ID"].startswith(f"<{ISSUE}.") and message["Date"]
     https, mailto = [u.strip(" <>") for u in str(message["List-Unsubscribe"]).split(",")]
-    token = https.split("?token=")[1]
+    token, _, issue = https.split("?token=")[1].partition("&")
     assert https.startswith("https://news.example.com/unsubscribe?token=")
+    assert issue == f"issue={ISSUE}"  # for stats: which issue the reader left from
     assert token == token_of(db, to)  # the reader's own, not someone else's
     assert mailto == f"mailto:newsletter+unsubscribe@example.com?subject=unsubscribe%20{token}"
     assert message.get_content_type() == "multipart/alternative"
@@ -60,7 +62,7 @@ def assert_proper_message(raw: bytes, to: str, name: str, db: Path
     html = message.get_body(("html",)).get_content()
     assert f"你好，{name or '读者朋友'}：" in text
     assert f"你好，{name or '读者朋友'}：" in html
-    assert f'href="{https}"' in html and f"退订：{https}" in text
+    assert f'href="{https.replace("&", "&amp;")}"' in html and f"退订：{https}" in text
     assert 'href="https://news.example.com/issues/2023-12-07-ai-productivity-09/"' in html
     assert "%%" not in html and "%%" not in text
     return message
@@ -271,7 +273,7 @@ def test_sendgrid_receives_each_subscriber_once_with_substitutions(run, engine, 
     assert first["custom_args"] == {"subscriber": "1"}
     subs = first["substitutions"]
     assert subs["%%name|读者朋友%%"] == "林晓雨" and subs["%%text:name|读者朋友%%"] == "林晓雨"
-    url = subs["%%unsubscribe_url%%"]
+    url = html_unescape(subs["%%unsubscribe_url%%"])  # escaped for the HTML part
     assert first["headers"]["List-Unsubscribe"].startswith(f"<{url}>, <mailto:")
     assert "%%name|读者朋友%%" in html and "%%text:name|读者朋友%%" in text
     assert "%%web_url%%" not in html  # the same for everyone: filled once

@@ -54,7 +54,8 @@ def test_unsubscribe_links_join_any_query_and_serve_accepts_them(run, audience, 
     token = token_of(audience, "ada.zhang@example.com")
     raw, message = next((raw, m) for raw, m in messages(project)
                         if "ada.zhang@example.com" in m["To"])
-    expected = link + token + ("#bye" if "#" in url else "")
+    # the issue's links name the issue, for stats
+    expected = link + token + f"&issue={ISSUE}" + ("#bye" if "#" in url else "")
     assert message["List-Unsubscribe"].startswith(f"<{expected}>")
     assert f'href="{expected}"' in message.get_body(("html",)).get_content().replace("&amp;", "&")
 
@@ -73,7 +74,7 @@ def test_a_dry_run_shows_a_placeholder_never_a_real_token(run, audience):
     assert result.exit_code == 0
     first = "lin.xiaoyu@example.com"  # the first reader imported
     assert token_of(audience, first) not in result.stdout
-    assert "?token=TOKEN>, <mailto:newsletter+unsubscribe@example.com?subject=unsubscribe%20TOKEN>" in \
+    assert f"?token=TOKEN&issue={ISSUE}>, <mailto:newsletter+unsubscribe@example.com?subject=unsubscribe%20TOKEN>" in \
         result.stdout.replace("\n", "")
 
 
@@ -85,11 +86,11 @@ def test_export_writes_formula_cells_as_text_and_import_takes_them_back(run, aud
     assert run("audience", "import", "evil.csv").exit_code == 0
     assert run("audience", "export", "out.csv").stdout == "wrote 14 subscribers to out.csv\n"
     rows = (project / "out.csv").read_text(encoding="utf-8").splitlines()
-    assert rows[0] == ("email,name,status,consent_at,consent_source,consent_client,"
+    assert rows[0] == ("email,name,status,tags,consent_at,consent_source,consent_client,"
                        "consent_agent,confirmed_at,city,company")
-    assert """mallory@example.com,"'=HYPERLINK(""http://evil.example"",""x"")",active,,,,,,,'+cmd|calc""" \
+    assert """mallory@example.com,"'=HYPERLINK(""http://evil.example"",""x"")",active,,,,,,,,'+cmd|calc""" \
         in rows
-    assert "dash@example.com,'-Dash,active,,,,,,,'@home" in rows
+    assert "dash@example.com,'-Dash,active,,,,,,,,'@home" in rows
     again = run("audience", "import", "out.csv")  # a round trip changes nobody
     assert again.stdout == ("added 0, updated 0, unchanged 14, kept unsubscribed 0, "
                             "skipped 0\n")
@@ -97,7 +98,7 @@ def test_export_writes_formula_cells_as_text_and_import_takes_them_back(run, aud
 
 def test_export_to_a_dash_writes_standard_output_not_a_file(run, audience, project):
     result = run("audience", "export", "-")
-    assert result.stdout.splitlines()[0] == ("email,name,status,consent_at,consent_source,"
+    assert result.stdout.splitlines()[0] == ("email,name,status,tags,consent_at,consent_source,"
                                              "consent_client,consent_agent,confirmed_at,city")
     assert len(result.stdout.splitlines()) == 13
     assert result.stderr == "wrote 12 subscribers to standard output\n"

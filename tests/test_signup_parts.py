@@ -133,5 +133,5 @@ def test_what_a_client_writes_is_bounded_and_exported_as_text(project, run):
     assert seen["status"] == "200 OK"
     assert run("audience", "export", "out.csv").exit_code == 0
     assert (project / "out.csv").read_text().splitlines()[1] == (
-        "formula@example.com,,active,2024-01-31T09:00:00+00:00,web,127.0.0.1,"
+        "formula@example.com,,active,,2024-01-31T09:00:00+00:00,web,127.0.0.1,"
         "\"'=HYPERLINK(\"\"http://evil.example\"\")\",2024-01-31T09:00:00+00:00")

@@ -7,6 +7,7 @@ import csv
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
 from typing import TextIO
 
@@ -18,6 +19,7 @@ from .csv_formats import LEFT, SKIPPED, SUPPRESSED, Columns, ColumnsError, colum
 from .csv_text import Encoding, StrictReader, cell_limit, detect_encoding
 from .queries import (
     CONSENT,
+    PAGE,
     add_tags,
     begin_import,
     end_import,
@@ -27,6 +29,7 @@ from .queries import (
     set_language,
     subscribers,
     suppress,
+    tags_by_reader,
     upsert,
 )
 
@@ -217,25 +220,29 @@ def restored(cell: str) -> str:
 
 
 def export_csv(db: Database, handle: TextIO) -> int:
-    """Every subscriber, with status, consent record (empty for a reader who did not sign
-    up through `serve`) and custom columns, as CSV on handle; how many."""
+    """Every subscriber, with status, tags (space-separated, as import reads them),
+    consent record (empty for a reader who did not sign up through `serve`) and custom
+    columns, as CSV on handle; how many."""
     keys: set[str] = set()
     languages = False  # a language column only when a reader has a language
     for sub in subscribers(db, "all"):  # a page at a time, on either database
         keys.update(sub.fields)
         languages = languages or bool(sub.language)
-    extra = sorted(keys - {"language"})
+    extra = [k for k in sorted(keys) if k not in CONSENT and k not in ("tags", "language")]
     written = 0
     out = csv.writer(handle)
     own = ["language"] if languages else []
-    out.writerow(["email", "name", "status", *own, *CONSENT,
-                  *(neutralised(k) for k in extra if k not in CONSENT)])
-    for sub in subscribers(db, "all"):
-        status = f"suppressed:{sub.suppressed}" if sub.suppressed else sub.status
-        language = [sub.language] if languages else []
-        out.writerow([neutralised(cell) for cell in (
-            sub.email, sub.name, status, *language,
-            *(sub.consent.get(k) or "" for k in CONSENT),
-            *(sub.fields.get(k, "") for k in extra if k not in CONSENT))])
-        written += 1
+    out.writerow(["email", "name", "status", *own, "tags", *CONSENT,
+                  *(neutralised(k) for k in extra)])
+    readers = subscribers(db, "all")
+    while page := list(islice(readers, PAGE)):
+        tags = tags_by_reader(db, [sub.id for sub in page])
+        for sub in page:
+            status = f"suppressed:{sub.suppressed}" if sub.suppressed else sub.status
+            language = [sub.language] if languages else []
+            out.writerow([neutralised(cell) for cell in (
+                sub.email, sub.name, status, *language, " ".join(tags.get(sub.id, ())),
+                *(sub.consent.get(k) or "" for k in CONSENT),
+                *(sub.fields.get(k, "") for k in extra))])
+            written += 1
     return written

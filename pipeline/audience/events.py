@@ -57,15 +57,7 @@ def record_events(db: Database, events: list[Event], now: datetime) -> EventRepo
     stamp = now.isoformat()
     with transaction(db):
         for event in events:
-            new = db.execute(
-                "INSERT INTO events (event_id, kind, issue, subscriber_id, email_key, reason, "
-                "source, occurred_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (event_id) DO NOTHING",
-                (event.event_id[:MAX_ID], event.kind, (event.issue or None) and
-                 event.issue[:MAX_ISSUE], event.subscriber_id, event.email.lower(),
-                 event.reason[:MAX_REASON], event.source, event.occurred_at.isoformat(),
-                 stamp)).rowcount > 0
-            if not new:
+            if not _store(db, event, stamp):
                 report.repeated += 1
                 continue
             report.stored[event.kind] += 1
@@ -77,3 +69,29 @@ def record_events(db: Database, events: list[Event], now: datetime) -> EventRepo
                            "unsubscribe_source = ?, updated_at = ? WHERE email_key = ? AND "
                            "status = 'active'", (stamp, event.source, stamp, event.email.lower()))
     return report
+
+
+def _store(db: Database, event: Event, stamp: str) -> bool:
+    """Insert the event unless its id is stored already; whether it was new."""
+    return db.execute(
+        "INSERT INTO events (event_id, kind, issue, subscriber_id, email_key, reason, "
+        "source, occurred_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (event_id) DO NOTHING",
+        (event.event_id[:MAX_ID], event.kind, (event.issue or None) and
+         event.issue[:MAX_ISSUE], event.subscriber_id, event.email.lower(),
+         event.reason[:MAX_REASON], event.source, event.occurred_at.isoformat(),
+         stamp)).rowcount > 0
+
+
+def record_unsubscribe(db: Database, subscriber_id: int, email: str, issue: str,
+                       source: str, now: datetime) -> bool:
+    """A reader left by the link of one of our issues (the unsubscribe page or its
+    one-click POST): an ``unsubscribe`` event of that issue, for `stats`, once per reader
+    and issue. Only an issue that was sent counts. Unlike a provider's unsubscribe it
+    suppresses nothing: the reader's status says they left, and they may confirm their
+    way back. Whether it was stored."""
+    with transaction(db):
+        if db.execute("SELECT 1 FROM sends WHERE issue = ?", (issue,)).fetchone() is None:
+            return False
+        return _store(db, Event(f"unsubscribe:{issue}:{subscriber_id}", "unsubscribe", email,
+                                now, source, issue, subscriber_id), now.isoformat())

@@ -185,14 +185,15 @@ def unsubscribe(db: Database, email: str, now: datetime, source: str) -> bool:
         return True
 
 
-def unsubscribe_address(db: Database, email: str, now: datetime, source: str) -> None:
+def unsubscribe_address(db: Database, email: str, now: datetime, source: str) -> bool:
     """Unsubscribe a reader; an address not in the audience is suppressed instead, so
-    that it is never added back. Repeating it changes nothing."""
+    that it is never added back. Repeating it changes nothing. True if a reader left."""
     try:
-        unsubscribe(db, email, now, source)
+        return unsubscribe(db, email, now, source)
     except PipelineError:
         with transaction(db):
             suppress(db, email, "unsubscribe", source, now)
+        return False
 
 
 def suppress(db: Database, email: str, reason: str, source: str,
@@ -321,6 +322,20 @@ def tags_of(db: Database, subscriber_id: int) -> list[str]:
     return [row["tag"] for row in db.execute(
         "SELECT tag FROM subscriber_tags WHERE subscriber_id = ? ORDER BY tag",
         (subscriber_id,))]
+
+
+def tags_by_reader(db: Database, subscriber_ids: list[int]) -> dict[int, list[str]]:
+    """The tags of these readers (a page of them: one query), by id; a reader without
+    tags is not in it."""
+    if not subscriber_ids:
+        return {}
+    marks = ", ".join("?" * len(subscriber_ids))
+    found: dict[int, list[str]] = {}
+    for row in db.execute(f"SELECT subscriber_id, tag FROM subscriber_tags WHERE "
+                          f"subscriber_id IN ({marks}) ORDER BY subscriber_id, tag",
+                          subscriber_ids):
+        found.setdefault(row["subscriber_id"], []).append(row["tag"])
+    return found
 
 
 def add_tags(db: Database, subscriber_id: int, tags: list[str]) -> int:

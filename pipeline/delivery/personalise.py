@@ -145,9 +145,16 @@ class PreparedEmail:
             raise PipelineError("the subject contains a line break; write it on one line",
                                 path=rendered.source, line=subject_line)
         self.signer = signer_for(config)
-        # the reader's link is prefix + token + suffix: joined once, filled per reader
-        self.unsubscribe_prefix, _, self.unsubscribe_suffix = \
-            with_query(config.unsubscribe_url, "token", "\0").partition("\0")
+        # the reader's link is prefix + token + suffix: joined once, filled per reader.
+        # An issue's link names the issue too (not a secret: `stats` counts who left from it)
+        unsubscribe = with_query(config.unsubscribe_url, "token", "\0")
+        if list_headers:
+            unsubscribe = with_query(unsubscribe, "issue", rendered.slug)
+        self.unsubscribe_prefix, _, self.unsubscribe_suffix = unsubscribe.partition("\0")
+        # the preference page's link, when readers have [topics] to choose
+        self.preferences_prefix, _, self.preferences_suffix = (
+            with_query(config.preferences_page, "token", "\0").partition("\0")
+            if config.topics else ("", "", ""))
         self.unsubscribe_email = config.unsubscribe_email
         self.sender_email = sender.email
         self.sender_name = sender.name
@@ -220,6 +227,9 @@ class Message:
         values["email"] = recipient.email
         values["unsubscribe_url"] = (prepared.unsubscribe_prefix + self.token
                                      + prepared.unsubscribe_suffix)
+        if prepared.preferences_prefix:
+            values["preferences_url"] = (prepared.preferences_prefix + self.token
+                                         + prepared.preferences_suffix)
         self.values = values
 
     @property

@@ -29,7 +29,8 @@ from ..render.mail import GMAIL_CLIP
 from .check import lint, sort_findings
 
 POLL_SECONDS = 0.25
-SAMPLE_READER = {"name": "", "email": "reader@example.com", "unsubscribe_url": "#unsubscribe"}
+SAMPLE_READER = {"name": "", "email": "reader@example.com", "unsubscribe_url": "#unsubscribe",
+                 "preferences_url": "#preferences"}
 
 
 @dataclass

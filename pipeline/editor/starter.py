@@ -55,6 +55,11 @@ LABELS = {
         "confirmed": "{email} 已订阅{name}，欢迎你！",
         "invalid_confirmation": "这个确认链接无效或已过期。请重新订阅，获取新的确认链接。",
         "resubscribe_button": "重新订阅",
+        "preferences": "订阅偏好",
+        "preferences_prompt": "选择{name}发送给 {email} 的主题：",
+        "preferences_button": "保存",
+        "preferences_saved": "已保存：{email} 会收到下面勾选的主题。",
+        "invalid_preferences_link": "这个链接无效。请使用最近一期邮件中的“订阅偏好”链接，或直接回复邮件告诉我们。",
     },
 }
 SECTIONS = {

@@ -10,26 +10,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-MAX_TAG = 32  # characters
+# The rule of a tag lives in config ([topics] names tags); it is the segments' rule too.
+from ..config import MAX_TAG, TAG_RULE, normal_tag, tag_problem
+
 MAX_TAGS = 50  # a reader's, or a segment's list
-_TAG = re.compile(r"[^\W_][\w-]*")  # a letter or digit (any script), then those, _ and -
-TAG_RULE = (f"a tag is 1 to {MAX_TAG} letters, digits, '-' or '_', starting with a letter "
-            "or digit, like ai or deep-learning")
-
-
-def tag_problem(tag: str) -> str | None:
-    """What is wrong with a tag as written, or None."""
-    if not tag:
-        return f"an empty tag; {TAG_RULE}"
-    if len(tag) > MAX_TAG or not _TAG.fullmatch(tag):
-        shown = tag if len(tag) <= 40 else tag[:39] + "…"
-        return f"'{shown}' is not a tag; {TAG_RULE}"
-    return None
-
-
-def normal_tag(tag: str) -> str:
-    """A tag as stored and compared: trimmed, lower-cased."""
-    return tag.strip().lower()
+__all__ = ["MAX_TAG", "MAX_TAGS", "TAG_RULE", "EVERYONE", "Segment", "normal_tag",
+           "parse_segment", "split_tags", "tag_problem"]
 
 
 def split_tags(cell: str) -> list[str]:

@@ -34,7 +34,7 @@ SIZE_WARNING = 90 * 1024
 
 # Per-recipient fields: %%name%%, %%name|fallback%%. Filled by personalisation.
 PLACEHOLDER = re.compile(r"%%([a-z_]+)(?:\|([^%]*))?%%")
-FIELDS = ("name", "email", "unsubscribe_url", "web_url")
+FIELDS = ("name", "email", "unsubscribe_url", "preferences_url", "web_url")
 
 
 class SizeVerdict:

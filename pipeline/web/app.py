@@ -3,7 +3,8 @@
 ``create_app(config, clock)`` returns a WSGI callable. Each route is a small function
 that takes a ``Request`` and returns a ``Response``; the request limits and the security
 headers are applied once, here, around every response. Routes: the unsubscribe page and
-its one-click POST (``web.unsubscribe``), signup with double opt-in (``web.signup``:
+its one-click POST (``web.unsubscribe``), the preference page when [topics] are
+configured (``web.preferences``), signup with double opt-in (``web.signup``:
 /subscribe and /confirm, or where [signup] url puts them), SendGrid's Event Webhook
 (``web.webhooks``), and ``/healthz`` for the reverse proxy. No redirects, no cookies.
 """
@@ -18,6 +19,7 @@ from ..config import Config
 from ..delivery.providers import Provider, make_provider
 from ..delivery.signup import SignupMail
 from ..store import connect
+from .preferences import preferences_route
 from .routing import Request, Response, Route
 from .signup import Signups
 from .unsubscribe import unsubscribe_route
@@ -54,14 +56,14 @@ def create_app(config: Config, clock: Callable[[], datetime],
 
     signups = Signups(config, clock, provider, log, signup_mail)
     unsubscribe = unsubscribe_route(config, clock, signups.resubscribe)
-    routes: dict[str, Route] = {"/healthz": lambda request: _health(config),
-                                WEBHOOK: sendgrid_webhook_route(config, clock)}
-    for path in {"/unsubscribe", urlparse(config.unsubscribe_url).path or "/unsubscribe"}:
-        routes[path] = unsubscribe
-    for path in {"/subscribe", urlparse(config.subscribe_url).path or "/subscribe"}:
-        routes[path] = signups.subscribe
-    for path in {"/confirm", urlparse(config.confirm_url).path or "/confirm"}:
-        routes[path] = signups.confirm
+    handlers: dict[str, Route] = {
+        "unsubscribe": unsubscribe, "subscribe": signups.subscribe, "confirm": signups.confirm,
+        "webhook": sendgrid_webhook_route(config, clock),
+        "health": lambda request: _health(config)}
+    if config.topics:
+        handlers["preferences"] = preferences_route(config)
+    routes = {path: handlers[name] for name, paths in served_paths(config).items()
+              for path in paths}
 
     def app(environ, start_response):
         response = _answer(environ, routes, unsubscribe)
@@ -72,6 +74,21 @@ def create_app(config: Config, clock: Callable[[], datetime],
         return [response.body]
 
     return app
+
+
+def served_paths(config: Config) -> dict[str, list[str]]:
+    """What `serve` answers, by route, at which paths: each at its default path and, if
+    the configured URL puts it elsewhere, there too."""
+    def at(default: str, url: str) -> list[str]:
+        return sorted({default, urlparse(url).path or default})
+
+    paths = {"unsubscribe": at("/unsubscribe", config.unsubscribe_url)}
+    if config.topics:
+        paths["preferences"] = at("/preferences", config.preferences_page)
+    paths |= {"subscribe": at("/subscribe", config.subscribe_url),
+              "confirm": at("/confirm", config.confirm_url), "webhook": [WEBHOOK],
+              "health": ["/healthz"]}
+    return paths
 
 
 def _answer(environ, routes: dict[str, Route], fallback: Route) -> Response:
@@ -91,7 +108,8 @@ def _answer(environ, routes: dict[str, Route], fallback: Route) -> Response:
             return _error(fallback, 400)
         limit = BODY_LIMITS.get(path, MAX_BODY)
         if length > limit or length < 0:
-            return _error(fallback, 413 if length > limit else 400)
+            status = 413 if length > limit else 400
+            return _plain(status) if path in BODY_LIMITS else _error(fallback, status)
         raw = environ["wsgi.input"].read(length)
         body = raw.decode("utf-8", "replace")
         headers = {name[5:].replace("_", "-").lower(): value
@@ -108,6 +126,11 @@ def _answer(environ, routes: dict[str, Route], fallback: Route) -> Response:
 def _error(route: Route, status: int) -> Response:
     page = route(Request("GET", "", {"token": [""]}))  # the route's own "invalid" page
     return Response(status, page.body, page.content_type)
+
+
+def _plain(status: int) -> Response:
+    """A short plain-text answer, for a route that machines call (the webhook)."""
+    return Response(status, f"{status} {REASONS[status]}\n".encode(), "text/plain; charset=utf-8")
 
 
 def _health(config: Config) -> Response:

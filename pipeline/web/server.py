@@ -8,7 +8,7 @@ from datetime import datetime
 from ..config import Config
 from ..delivery.signup import prepare_signup_mail
 from ..errors import listening
-from .app import create_app
+from .app import create_app, served_paths
 
 # Idle or slow connections (slowloris) must not keep a reader out: many may wait, none
 # for long, and nothing large is read. The app limits request bodies again, per route.
@@ -27,8 +27,10 @@ def run_server(config: Config, clock: Callable[[], datetime], host: str, port: i
     with listening(host, port):
         server = waitress.create_server(application, host=host, port=port, ident="newsletter",
                                         **LIMITS)
-    log(f"serving unsubscribe on http://{host}:{port}/unsubscribe and signup on "
-        f"http://{host}:{port}/subscribe (Ctrl-C stops)")
+    base = f"http://{host}:{port}"
+    log(f"serving on {base}: " + "; ".join(
+        f"{name} {', '.join(base + path for path in paths)}"
+        for name, paths in served_paths(config).items()) + " (Ctrl-C stops)")
     try:
         server.run()
     except KeyboardInterrupt:

@@ -61,7 +61,7 @@ def test_external_links_are_tagged_in_html_and_text_alike(run, project):
     unsubscribe = [url for url in links if "token=" in url]
     assert len(unsubscribe) == 1 and "utm_" not in unsubscribe[0]
     assert "https://news.example.com/issues/links-1/" in links
-    assert re.search(r"https://news\.example\.com/unsubscribe\?token=[\w.-]+\n", text)
+    assert re.search(r"https://news\.example\.com/unsubscribe\?token=[\w.-]+&issue=links-1\n", text)
 
 
 def test_tags_follow_the_configuration(run, project):

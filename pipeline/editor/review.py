@@ -29,7 +29,7 @@ from ..issue.version import git, work_tree
 from ..render import render_issue
 from ..render.assets import write_assets
 from .build import format_size
-from .check import check_issue
+from .check import check_issue, summarise
 
 SCREENS = {"600-light": (600, "light"), "600-dark": (600, "dark"),
            "375-light": (375, "light"), "375-dark": (375, "dark")}
@@ -53,12 +53,11 @@ class IssueReview:
     screenshots: list[Path] = field(default_factory=list)
 
     def markdown(self, base: str) -> str:
-        errors = sum(f.severity == "error" for f in self.findings)
         lines = [f"### {display_path(self.folder)}", "",
                  f"- **Subject:** {self.subject}", f"- **Preheader:** {self.preheader or '—'}",
                  f"- **Size:** {format_size(self.size)} of HTML (Gmail clips at 102 KB)",
                  f"- **Audience:** {self.audience}",
-                 f"- **Check:** {errors} errors, {len(self.findings) - errors} warnings", ""]
+                 f"- **Check:** {summarise(self.findings)}", ""]
         lines += [f"  - `{f.as_finding()}`" for f in self.findings]
         lines += ["", f"#### Plain text against {base[:12]}", "",
                   "```diff", self.diff or "(no change in the text)", "```", ""]

@@ -165,15 +165,20 @@ def _marked(old: str, new: str) -> str:
 
 
 def audience_of(folder: Path, config: Config) -> str:
+    """Who the issue would go to: its segment (issue.yaml's `audience`) counted as
+    `send --dry-run` and `status` count it (plan_send: audience.count_segment), and named."""
     from ..delivery.send import plan_send
 
     try:
         plan = plan_send(folder, config, config.provider, _now())
     except PipelineError as exc:
         return f"unknown ({exc.format_message().splitlines()[0]})"
+    who = ("every active reader" if plan.audience == "everyone"
+           else f"the segment {plan.audience}")
     if plan.already_sent:
-        return f"{plan.recipients} readers still to send; {plan.already_sent} already sent"
-    return f"{plan.recipients} readers (every active reader; {config.provider})"
+        return (f"{plan.recipients} readers still to send; {plan.already_sent} already sent "
+                f"({who}; {config.provider})")
+    return f"{plan.recipients} readers ({who}; {config.provider})"
 
 
 def _now():

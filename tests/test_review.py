@@ -83,3 +83,35 @@ def test_review_outside_git_or_with_an_unknown_base_is_a_usage_error(run, projec
         unknown = run("review", "--", base)  # after --, an option-like BASE is a name
         assert unknown.exit_code == 2, unknown.output
         assert f"unknown BASE '{base}'; give a branch, tag or commit" in unknown.stderr
+
+
+def audience_lines(project: Path) -> list[str]:
+    report = (project / "review" / "report.md").read_text()
+    return [line for line in report.splitlines() if line.startswith("- **Audience:**")]
+
+
+def test_the_audience_line_counts_and_names_the_issues_segment(run, project):
+    """The segment of issue.yaml, counted as `send --dry-run` counts it."""
+    from tests.test_segments import segment, tagged_audience
+
+    tagged_audience(run, project)
+    first, _ = two_commits(project)
+    segment(project, "audience: {tags: [ai, design], exclude: [paused]}\n")
+    dry = run("send", ISSUE, "--dry-run")
+    assert dry.stdout.splitlines()[1] == "recipients: 3 (audience: tags ai, design; not paused)"
+    result = run("review", first, "--no-screenshots")
+    assert result.exit_code == 0, result.output
+    assert audience_lines(project) == [
+        "- **Audience:** 3 readers (the segment tags ai, design; not paused; outbox)"]
+    git(project, "commit", "-q", "-am", "for the ai and design readers")
+    sent = run("send", ISSUE, "--yes")
+    assert sent.exit_code == 0, sent.output
+    tagged = project / "more.csv"
+    tagged.write_text("email,name,tags\nnew.reader@example.com,新读者,ai\n")
+    assert run("audience", "import", "more.csv").exit_code == 0
+    assert run("review", first, "--no-screenshots").exit_code == 0
+    # a sent issue's audience is its ledger's (as a resumed send has it): a reader who
+    # joined since is not in it
+    assert audience_lines(project) == [
+        "- **Audience:** 0 readers still to send; 3 already sent (the segment tags ai, "
+        "design; not paused; outbox)"]

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 from pipeline.issue.version import content_hash
+from tests.conftest import NOW
 
 ISSUE = "2023-12-07-ai-productivity-09"
 
@@ -76,3 +78,35 @@ def test_the_archive_page_shows_the_sent_version(run, audience, project):
     page = (project / "site" / issue_id / "index.html").read_text()
     assert (f'<p class="meta version">Sent version: <code>sha256:{digest[:12]} · commit '
             f'{commit[:12]}</code></p>') in page
+
+
+def test_the_id_the_first_send_records_does_not_stop_its_resumption(run, engine, audience,
+                                                                    project):
+    """The sample has no `id:`; its first send writes one into issue.yaml. A send stopped
+    at the daily limit resumes without a commit of that line; any other change still
+    stops it, and so does the id line with one more change."""
+    commit = repository(project)
+    folder = project / "issues" / ISSUE
+    meta = folder / "issue.yaml"
+    assert "id:" not in meta.read_text()
+    digest = content_hash(folder)
+    first = run("send", ISSUE, "--yes", env={"NEWSLETTER_DELIVERY_MAX_PER_DAY": "5"})
+    assert first.exit_code == 3, first.output  # stopped at the limit, 7 pending
+    assert ("id: 2023-12-07-ai-productivity-09  # recorded by newsletter: keep it when you "
+            "rename the folder\n") in meta.read_text()
+    assert git(project, "status", "--porcelain", "--", "issues") == \
+        f"M issues/{ISSUE}/issue.yaml"  # (.strip() took the leading space)
+    edited = meta.read_text()
+    meta.write_text(edited.replace("editor: 晓霖", "editor: 晓霖、妙生"))
+    refused = run("send", ISSUE, "--yes")
+    assert refused.exit_code == 1
+    assert (f"issues/{ISSUE}: has changes that are not committed (issues/{ISSUE}/issue.yaml)"
+            in refused.stderr)
+    meta.write_text(edited)
+    with run.at(NOW + timedelta(hours=24, minutes=1)):  # the next day's 5
+        resumed = run("send", ISSUE, "--yes", env={"NEWSLETTER_DELIVERY_MAX_PER_DAY": "5"})
+    assert resumed.exit_code == 3, resumed.output
+    assert "not committed" not in resumed.stderr
+    assert engine.statuses() == {"sent": 10, "pending": 2}
+    # the version is the one reviewed, from before the id was written
+    assert engine.query("SELECT content_hash, source_commit FROM sends") == [(digest, commit)]

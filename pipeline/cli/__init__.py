@@ -216,11 +216,10 @@ def check(app: App, issue: str, strict: bool, as_json: bool, online: bool) -> No
     """Lint ISSUE's content and output; exit 1 on errors (or warnings with --strict)."""
     import json
 
-    from ..editor.check import check_issue
+    from ..editor.check import check_issue, count_findings, summarise
 
     findings = check_issue(app.issue_folder(issue), app.config, online=online)
-    errors = sum(f.severity == "error" for f in findings)
-    warnings = len(findings) - errors
+    errors, warnings = count_findings(findings)
     if as_json:
         click.echo(json.dumps([{"path": f.path, "line": f.line, "severity": f.severity,
                                 "message": f.message} for f in findings],
@@ -228,7 +227,7 @@ def check(app: App, issue: str, strict: bool, as_json: bool, online: bool) -> No
     else:
         for finding in findings:
             click.echo(finding.as_finding())
-        click.echo(f"{errors} errors, {warnings} warnings", err=True)
+        click.echo(summarise(findings), err=True)
     if errors or (strict and warnings):
         raise click.exceptions.Exit(ExitStatus.ERROR)
 

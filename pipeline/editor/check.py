@@ -59,6 +59,16 @@ def sort_findings(findings: list[Problem]) -> list[Problem]:
     return sorted(findings, key=lambda p: (p.path, p.line or 0))  # stable: in text order
 
 
+def count_findings(findings: list[Problem]) -> tuple[int, int]:
+    """(errors, warnings): the one count `check`, `preview` and `review` all show."""
+    errors = sum(finding.severity == "error" for finding in findings)
+    return errors, len(findings) - errors
+
+
+def summarise(findings: list[Problem]) -> str:
+    return "{} errors, {} warnings".format(*count_findings(findings))
+
+
 def lint(issue: Issue, rendered: RenderedEmail, config: Config) -> list[Problem]:
     out: list[Problem] = []
     out += _metadata(issue, config)

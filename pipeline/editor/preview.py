@@ -4,11 +4,19 @@
 templates/ or newsletter.toml rebuilds, and the open page updates itself through
 server-sent events. A failed rebuild shows its `path:line` errors in the page and the
 server keeps running; fixing the file recovers.
+
+The page never contradicts itself: `State.problems` is the one list of what is wrong
+(the failed rebuild's errors, or else the findings of `check`), and the badge, the list
+and the red box are all drawn from it. The email frame can show the email in the views
+readers get: the email's own dark styles (its `prefers-color-scheme: dark` rules made
+unconditional, as a dark client applies them), Outlook's width with no media queries
+(Outlook for Windows ignores them), and the inbox row as Gmail and Apple Mail truncate it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -17,7 +25,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 from ..config import Config, load_config
 from ..delivery.personalise import Part
@@ -26,7 +34,7 @@ from ..issue import read_issue
 from ..render import render_issue, web_url
 from ..render.assets import Asset, prepare_image
 from ..render.mail import GMAIL_CLIP
-from .check import lint, sort_findings
+from .check import count_findings, lint, sort_findings, summarise
 
 POLL_SECONDS = 0.25
 SAMPLE_READER = {"name": "", "email": "reader@example.com", "unsubscribe_url": "#unsubscribe",
@@ -41,19 +49,80 @@ class State:
     subject: str = ""
     preheader: str = ""
     sender: str = ""
+    sender_name: str = ""
     size: int = 0
     findings: list[Problem] = field(default_factory=list)
     errors: list[Problem] = field(default_factory=list)
     assets: tuple[Asset, ...] = ()  # the images as the build writes them
 
-    def as_json(self) -> dict:
-        def plain(problems: list[Problem]) -> list[dict]:
-            return [{"where": f"{p.path}:{p.line}" if p.line else p.path,
-                     "severity": p.severity, "message": p.message} for p in problems]
+    @property
+    def problems(self) -> list[Problem]:
+        """What `newsletter check` would say now: a failed rebuild's problems, or else
+        the findings of the build shown. The page draws everything from this list."""
+        return self.errors or self.findings
 
+    def as_json(self) -> dict:
+        problems = self.problems
+        errors, warnings = count_findings(problems)
         return {"version": self.version, "subject": self.subject, "preheader": self.preheader,
-                "sender": self.sender, "size": self.size, "limit": GMAIL_CLIP,
-                "findings": plain(self.findings), "errors": plain(self.errors)}
+                "sender": self.sender, "sender_name": self.sender_name, "size": self.size,
+                "limit": GMAIL_CLIP, "failed": bool(self.errors),
+                "problems": [{"where": f"{p.path}:{p.line}" if p.line else p.path,
+                              "severity": p.severity, "message": p.message} for p in problems],
+                "errors": errors, "warnings": warnings, "summary": summarise(problems)}
+
+
+_STYLE = re.compile(r"(<style\b[^>]*>)(.*?)(</style>)", re.S | re.I)
+_MEDIA = re.compile(r"@media\b([^{]*)\{", re.I)
+_DARK = re.compile(r"prefers-color-scheme\s*:\s*dark", re.I)
+_MEDIA_ATTRIBUTE = re.compile(r"""\smedia\s*=\s*("[^"]*"|'[^']*'|[^\s>]+)""", re.I)
+
+
+def _rewrite_media(css: str, keep) -> str:
+    """css with every @media block replaced by keep(query, body) (braces matched)."""
+    out, at = [], 0
+    while (match := _MEDIA.search(css, at)) is not None:
+        depth, end = 1, match.end()
+        while end < len(css) and depth:
+            depth += {"{": 1, "}": -1}.get(css[end], 0)
+            end += 1
+        out += [css[at:match.start()], keep(match.group(1), css[match.end():end - 1],
+                                            css[match.start():end])]
+        at = end
+    return "".join(out) + css[at:]
+
+
+def email_view(html: str, dark: bool = False, outlook: bool = False) -> str:
+    """The email as a kind of client shows it, for a frame in an ordinary browser.
+
+    dark: the email's own `prefers-color-scheme: dark` rules apply unconditionally (the
+    page's frame cannot prefer dark on its own); with outlook, the client marks the
+    message with data-ogsc/data-ogsb as Outlook.com and the Outlook apps do instead.
+    outlook: no media queries at all, as Outlook for Windows reads the head styles."""
+    def keep(query: str, body: str, block: str) -> str:
+        if outlook:
+            return ""
+        return body if dark and _DARK.search(query) else block
+
+    def style(match: re.Match) -> str:
+        opening = match.group(1)
+        query = _MEDIA_ATTRIBUTE.search(opening)
+        if query and outlook:
+            return ""
+        if query and dark and _DARK.search(query.group(1)):
+            opening = _MEDIA_ATTRIBUTE.sub("", opening)
+        return opening + _rewrite_media(match.group(2), keep) + match.group(3)
+
+    if not (dark or outlook):
+        return html
+    head, split, body = html.partition("</head>")
+    if not split:  # no head: nothing a client would treat differently
+        return html
+    head = _STYLE.sub(style, head)
+    if outlook and dark:
+        head = re.sub(r"<html\b", "<html data-ogsc data-ogsb", head, count=1, flags=re.I)
+        body = re.sub(r"<body\b", "<body data-ogsc data-ogsb", body, count=1, flags=re.I)
+    return head + split + body
 
 
 class Previewer:
@@ -85,6 +154,7 @@ class Previewer:
             state.subject, state.preheader = rendered.subject, rendered.preheader
             sender = config.sender
             state.sender = f"{sender.name} <{sender.email}>"
+            state.sender_name = sender.name or sender.email
             state.size = rendered.html_size
             state.assets = rendered.assets
             state.findings = sort_findings(lint(issue, rendered, config))
@@ -146,12 +216,15 @@ def make_server(previewer: Previewer, host: str, port: int) -> ThreadingHTTPServ
             self.wfile.write(body)
 
         def do_GET(self):
-            path = unquote(urlparse(self.path).path)
+            url = urlparse(self.path)
+            path, query = unquote(url.path), parse_qs(url.query)
             state = previewer.state
             if path == "/":
                 return self.send(200, page, "text/html; charset=utf-8")
             if path == "/email.html":
-                return self.send(200, state.html.encode(), "text/html; charset=utf-8")
+                html = email_view(state.html, dark=query.get("scheme") == ["dark"],
+                                  outlook=query.get("client") == ["outlook"])
+                return self.send(200, html.encode(), "text/html; charset=utf-8")
             if path == "/email.txt":
                 return self.send(200, state.text.encode(), "text/plain; charset=utf-8")
             if path == "/state.json":

@@ -29,7 +29,7 @@ from ..issue.version import git, work_tree
 from ..render import render_issue
 from ..render.assets import write_assets
 from .build import format_size
-from .check import check_issue
+from .check import check_issue, summarise
 
 SCREENS = {"600-light": (600, "light"), "600-dark": (600, "dark"),
            "375-light": (375, "light"), "375-dark": (375, "dark")}
@@ -53,12 +53,11 @@ class IssueReview:
     screenshots: list[Path] = field(default_factory=list)
 
     def markdown(self, base: str) -> str:
-        errors = sum(f.severity == "error" for f in self.findings)
         lines = [f"### {display_path(self.folder)}", "",
                  f"- **Subject:** {self.subject}", f"- **Preheader:** {self.preheader or '—'}",
                  f"- **Size:** {format_size(self.size)} of HTML (Gmail clips at 102 KB)",
                  f"- **Audience:** {self.audience}",
-                 f"- **Check:** {errors} errors, {len(self.findings) - errors} warnings", ""]
+                 f"- **Check:** {summarise(self.findings)}", ""]
         lines += [f"  - `{f.as_finding()}`" for f in self.findings]
         lines += ["", f"#### Plain text against {base[:12]}", "",
                   "```diff", self.diff or "(no change in the text)", "```", ""]
@@ -166,15 +165,20 @@ def _marked(old: str, new: str) -> str:
 
 
 def audience_of(folder: Path, config: Config) -> str:
+    """Who the issue would go to: its segment (issue.yaml's `audience`) counted as
+    `send --dry-run` and `status` count it (plan_send: audience.count_segment), and named."""
     from ..delivery.send import plan_send
 
     try:
         plan = plan_send(folder, config, config.provider, _now())
     except PipelineError as exc:
         return f"unknown ({exc.format_message().splitlines()[0]})"
+    who = ("every active reader" if plan.audience == "everyone"
+           else f"the segment {plan.audience}")
     if plan.already_sent:
-        return f"{plan.recipients} readers still to send; {plan.already_sent} already sent"
-    return f"{plan.recipients} readers (every active reader; {config.provider})"
+        return (f"{plan.recipients} readers still to send; {plan.already_sent} already sent "
+                f"({who}; {config.provider})")
+    return f"{plan.recipients} readers ({who}; {config.provider})"
 
 
 def _now():

@@ -2,6 +2,12 @@
 folder is inside a git work tree, the commit it is at and whether it has changes that
 are not committed. `send` records the version; `review` compares two commits.
 
+The one change a folder may have and still count as committed is the line the send
+writes itself: the first send (or schedule) of an issue without ``id:`` records the id
+in issue.yaml, and a resumed send must not be refused for that line until someone
+commits it. Only that exact line (with its "recorded by newsletter" comment), added to
+the committed file and nothing else changed, is left out of ``changed``.
+
 git runs as a subprocess with a fixed argument list (never through a shell: folder names
 are untrusted) and a timeout.
 """
@@ -9,11 +15,13 @@ are untrusted) and a timeout.
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import PipelineError, display_path
+from .identity import RECORDED
 
 GIT_SECONDS = 30
 
@@ -82,4 +90,30 @@ def issue_version(folder: Path) -> IssueVersion:
     status = git(["status", "--porcelain=v1", "-z", "--untracked-files=all",
                   "--", "."], folder).stdout.decode("utf-8", "surrogateescape")
     changed = tuple(sorted({entry[3:] for entry in status.split("\0") if len(entry) > 3}))
+    if commit:
+        changed = tuple(path for path in changed if not _only_recorded_id(folder, path))
     return IssueVersion(digest, commit, changed)
+
+
+_RECORDED_ID = re.compile(rf"^id:[^#\r\n]*#\s*{re.escape(RECORDED)}\s*$")
+
+
+def _only_recorded_id(folder: Path, path: str) -> bool:
+    """Whether the file (a path from the top of the work tree) differs from HEAD only by
+    the `id:` line that record_id adds to issue.yaml."""
+    if Path(path).name != "issue.yaml":
+        return False
+    top = work_tree(folder)
+    committed = git(["show", f"HEAD:{path}"], folder, check=False)
+    if top is None or committed.returncode:  # new, or deleted: a real change
+        return False
+    try:
+        now = (top / path).read_bytes()
+    except OSError:
+        return False
+    lines = now.decode("utf-8", "surrogateescape").splitlines(keepends=True)
+    kept = [line for line in lines if not _RECORDED_ID.match(line.rstrip("\r\n"))]
+    if len(lines) - len(kept) != 1:
+        return False
+    before = committed.stdout.decode("utf-8", "surrogateescape")
+    return "".join(kept).rstrip("\r\n") == before.rstrip("\r\n")

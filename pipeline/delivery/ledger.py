@@ -124,6 +124,8 @@ class Ledger:
         self.cursor: dict[int, int] = {}  # send id -> the last subscriber id claimed
         self.patience, self.pause, self.stop, self.log = patience, pause, stop, log
         self.set_aside: list[tuple[str, str, str]] = []  # (status, email, why) at claims
+        self.looked_back: set[int] = set()  # sends claimed again from the start (_look_back)
+        self.gave_back: set[int] = set()  # sends this run set readers back to pending in
         self.run: int | None = None  # this run's id, from its start
         if patience:  # the database's own wait is short: the retries below can be stopped
             db.wait(min(patience, 1.0))
@@ -328,8 +330,23 @@ class Ledger:
             batch, skipped = self.retrying(
                 lambda: self._claim_once(send_id, size, now.isoformat()),
                 "nobody more was sent; the next run resumes the send")
-            if batch or not skipped:  # a batch, or nothing pending at all
+            if batch:
                 return batch
+            if not skipped and not self._look_back(send_id):  # nothing pending at all
+                return batch
+
+    def _look_back(self, send_id: int) -> bool:
+        """Whether to claim once more from the first reader, when nothing is left past the
+        cursor: once a run, and only if it gave nobody back (released readers lie behind
+        the cursor so that this run does not take them again). On PostgreSQL a worker
+        passes over rows another is claiming; when that claim is rolled back (its worker
+        killed mid-claim) they are pending again behind every cursor, and would wait for
+        the next run."""
+        if send_id in self.looked_back or send_id in self.gave_back:
+            return False
+        self.looked_back.add(send_id)
+        self.cursor.pop(send_id, None)
+        return True
 
     def _claim_once(self, send_id: int, size: int, stamp: str) -> tuple[list[Recipient], int]:
         # Pending rows are taken in key order from where the last batch ended: a range
@@ -375,6 +392,8 @@ class Ledger:
             groups.setdefault((status, message_id, error), []).append(recipient.id)
         if not groups:
             return
+        if any(status == "pending" for status, _, _ in groups):
+            self.gave_back.add(send_id)
         delivered = sum(len(ids) for (status, _, _), ids in groups.items()
                         if status != "pending")
         self.retrying(lambda: self._record(send_id, groups, provider, stamp),

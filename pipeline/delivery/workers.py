@@ -8,6 +8,7 @@ sends. With one worker nothing runs on a thread: the batch is sent in the caller
 
 from __future__ import annotations
 
+import ctypes
 import queue
 import threading
 from collections import deque
@@ -42,6 +43,22 @@ class Job:
 Result = list[Outcome] | BaseException | str  # outcomes, what the provider raised, STOPPED
 
 
+def return_large_buffers() -> None:
+    """Buffers of 128 KB or more (a SendGrid request is 700 KB, as text and as bytes)
+    come from and go back to the system, as glibc does before a free of one raises its
+    threshold (up to 32 MB): with requests made and freed on several threads the freed
+    ones stayed with the process, and a send of 100,000 readers peaked at 131 MB instead
+    of 90. Nothing on other C libraries."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024)
+    except (OSError, AttributeError):
+        pass
+
+
+M_MMAP_THRESHOLD = -3  # glibc's malloc.h
+
+
 class Senders:
     """``n`` providers sending jobs; ``submit(job)`` then ``result() -> (job, result)``
     in the order they finish."""
@@ -60,6 +77,7 @@ class Senders:
         if self.n == 1:
             self.provider.open()
             return self
+        return_large_buffers()
         for index in range(self.n):
             provider = self.provider if index == 0 else self.provider.worker()
             thread = threading.Thread(target=self._work, args=(provider,), daemon=True,

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from html import escape
 from http.client import HTTPException
-from json.encoder import encode_basestring
+from json.encoder import encode_basestring_ascii
 
 from ...errors import CredentialsError, DeliveryError
 from ..personalise import Message, PreparedEmail
@@ -25,7 +25,10 @@ GIVE_UP_AT = 16  # parts of a batch all refused without a field named: the reque
 TEXT_KEY = "%%text:"  # the text part's placeholders get their own keys: values differ
 _MARKUP = re.compile(r"[&<>\"']")  # what html.escape changes
 _NOT_IN_NAMES = re.compile(r"[;,]")
-_str = encode_basestring  # a str as a JSON string: json's own encoder (in C)
+# A str as a JSON string, json's own encoder (in C), all ASCII (\uXXXX escapes): a body
+# of ASCII is stored one byte a character, where a single Chinese name would make the
+# whole 700 KB text two (Python's str), and encodes to UTF-8 as a copy
+_str = encode_basestring_ascii
 
 
 def sendgrid_client(config):
@@ -125,8 +128,8 @@ class SendGridProvider(Provider):
         return body
 
     def encode(self, messages: Sequence[Message]) -> str:
-        """The request body as JSON text. The shared part (the whole email) is encoded
-        once per issue; each request adds only its personalizations."""
+        """The request body as JSON text, ASCII only. The shared part (the whole email)
+        is encoded once per issue; each request adds only its personalizations."""
         prepared = messages[0].prepared
         if self._shared_json[0] is not prepared:
             self._shared_json = (prepared, _json(self.shared(prepared)))
@@ -250,7 +253,7 @@ def _blame(refusal: Refusal, size: int) -> tuple[dict[int, str], bool]:
 
 
 def _json(value) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(value, separators=(",", ":"))  # ASCII, like _str
 
 
 def _errors(body: bytes | str | None) -> list[dict] | None:

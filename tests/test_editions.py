@@ -229,3 +229,46 @@ def test_build_writes_each_edition(run, project, two):
     text = (out / "en" / "email.txt").read_text(encoding="utf-8")
     assert text.startswith("AI生产力快报 · Issue 5 · 2024-01-31\n\nAI Digest 05\n")
     assert "\n[ Model news ]\n" in text
+
+
+def test_stats_count_each_edition(run, project, two, sendgrid):
+    """Sent and engagement per edition: each event tied to its reader's ledger row."""
+    import json
+
+    from pipeline.config import load_config
+    from pipeline.web import create_app
+    from tests.conftest import NOW, SECRET
+    from tests.test_webhooks import Signer, event, post
+
+    assert run("send", ISSUE, "--yes").exit_code == 0
+    ids = {p["to"][0]["email"]: p["custom_args"]["subscriber"]
+           for body in sendgrid.bodies for p in body["personalizations"]}
+    signer = Signer()
+    env = {"NEWSLETTER_SECRET": SECRET, "NEWSLETTER_SENDGRID_WEBHOOK_PUBLIC_KEY": signer.public}
+    app = create_app(load_config(project / "newsletter.toml", env=env), lambda: NOW)
+
+    def on(kind, address, n, **more):
+        return event(kind, address, n, **{"issue": ISSUE, "subscriber": ids[address], **more})
+
+    events = [on("delivered", address, n) for n, address in enumerate(READERS)]
+    events += [on("open", "bob@example.com", 10), on("open", "bob@example.com", 11),
+               on("click", "bob@example.com", 12), on("open", "cat@example.com", 13),
+               on("open", "dan@example.com", 14), on("unsubscribe", "ann@example.com", 15),
+               on("open", "ann@example.com", 16, issue="another")]
+    body = json.dumps(events).encode()
+    assert post(app, body, signer.headers(body, NOW.timestamp()))[0] == "200 OK"
+
+    assert run("stats", ISSUE).stdout == (
+        f"{ISSUE}  sent 4  delivered 4  bounced 0  complaints 0  unsubscribes 1  opens 3  "
+        "clicks 1\n"
+        "  en  sent 2  delivered 2  bounced 0  complaints 0  unsubscribes 0  opens 2  "
+        "clicks 1\n"
+        "  zh-CN  sent 2  delivered 2  bounced 0  complaints 0  unsubscribes 1  opens 1  "
+        "clicks 0\n")
+    data = json.loads(run("stats", "--json").stdout)
+    assert [(d["issue"], d["sent"], d["opens"]) for d in data] == [(ISSUE, 4, 3)]
+    assert data[0]["editions"] == [
+        {"edition": "en", "sent": 2, "delivered": 2, "bounced": 0, "complaints": 0,
+         "unsubscribes": 0, "opens": 2, "clicks": 1},
+        {"edition": "zh-CN", "sent": 2, "delivered": 2, "bounced": 0, "complaints": 0,
+         "unsubscribes": 1, "opens": 1, "clicks": 0}]

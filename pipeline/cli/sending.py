@@ -196,7 +196,7 @@ def stats(app: App, issue: str | None, as_json: bool) -> None:
         return
     if issue and not found:
         click.echo(f"{issue}: not sent yet; nothing to count")
-    _echo([s.line() for s in found])
+    _echo([line for s in found for line in s.lines()])
 
 
 @cli.command()

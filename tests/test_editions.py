@@ -272,3 +272,62 @@ def test_stats_count_each_edition(run, project, two, sendgrid):
          "unsubscribes": 0, "opens": 2, "clicks": 1},
         {"edition": "zh-CN", "sent": 2, "delivered": 2, "bounced": 0, "complaints": 0,
          "unsubscribes": 1, "opens": 1, "clicks": 0}]
+
+
+def test_a_signup_from_an_edition_page_gives_the_reader_its_language(run, engine, project,
+                                                                     two):
+    """The archive's English page sends `language=en` with its form; a reader who
+    confirms gets it. A language that is no tag is ignored, and the answer is the same."""
+    import json
+    from html.parser import HTMLParser
+
+    from tests.test_signup import CHECK_INBOX, Serve, confirmation_link
+
+    assert run("send", ISSUE, "--yes").exit_code == 0  # the archive has sent issues
+    assert run("publish").exit_code == 0
+    page = (project / "site" / ISSUE / "en" / "index.html").read_text(encoding="utf-8")
+    assert '<input type="hidden" name="language" value="en">' in page
+
+    class Form(HTMLParser):
+        fields: dict[str, str] = {}
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "input" and attrs.get("type") == "hidden":
+                self.fields[attrs["name"]] = attrs["value"]
+
+    form = Form()
+    form.feed(page)
+    assert form.fields == {"source": "archive", "language": "en"}
+    default = (project / "site" / ISSUE / "index.html").read_text(encoding="utf-8")
+    assert 'name="language" value="zh-CN"' in default
+    assert 'name="language"' not in (project / "site" / "index.html").read_text(
+        encoding="utf-8")
+
+    serve = Serve(project, engine.env).start()
+    try:
+        status, body, _ = serve.post("/subscribe", {"email": "eve@example.com", **form.fields})
+        assert status == 200 and CHECK_INBOX.format("eve@example.com") in body
+        answers = []
+        for address, language in (("fay@example.com", "english please"),
+                                  ("gus@example.com", "en-GB"), ("hal@example.com", 7)):
+            status, body, _ = serve.post("/subscribe", raw=json.dumps(
+                {"email": address, "language": language}).encode(),
+                content_type="application/json")
+            answers.append((status, json.loads(body)["message"]))
+        assert answers == [(200, CHECK_INBOX.format(address)) for address in
+                           ("fay@example.com", "gus@example.com", "hal@example.com")]
+        assert engine.query("SELECT email, language FROM signups ORDER BY email") == [
+            ("eve@example.com", "en"), ("fay@example.com", ""), ("gus@example.com", "en-GB"),
+            ("hal@example.com", "")]
+        # a reader of zh-CN who signs up again from the English page reads English then
+        status, _, _ = serve.post("/subscribe", {"email": "ann@example.com", **form.fields})
+        assert status == 200
+        for address in ("eve@example.com", "fay@example.com", "ann@example.com"):
+            assert serve.post(confirmation_link(project, address))[0] == 200
+    finally:
+        serve.stop()
+    assert engine.query("SELECT email, language FROM subscribers WHERE email IN "
+                        "('ann@example.com', 'eve@example.com', 'fay@example.com') "
+                        "ORDER BY email") == [
+        ("ann@example.com", "en"), ("eve@example.com", "en"), ("fay@example.com", "")]

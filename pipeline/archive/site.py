@@ -123,6 +123,8 @@ def publish_site(config: Config, out: Path) -> SiteReport:
                     **base_context(config, edition.language), **context,
                     date=day(entry.published), issue_label=issue_label(edition, config),
                     alternates=alternates, root="../" + up, version=entry.version,
+                    subscribe_url=config.subscribe_url,
+                    signup_language=edition.language if alternates else "",
                     feed=f"{'../' + up}{feed_name(edition.language, entries, config)}")
                 (where / "index.html").write_text(html, encoding="utf-8")
         index = [{"slug": e.issue.id, "title": e.issue.title, "date": day(e.published),

@@ -5,8 +5,9 @@ address and user agent, when) in ``signups`` and touches nothing else: the audie
 changes only when ``confirm_signup`` is given the signup's ref, which only a genuine,
 unexpired confirmation link carries (``tokens.Signer.verify_confirmation``). A
 confirmed signup makes its reader active, new or not (a reader who left comes back this
-way only), with the consent of this signup; an address suppressed only because it asked
-to leave is no longer suppressed, while a bounce or a complaint stays.
+way only), with the consent of this signup, and with its language when it has one (the
+edition page the form was on); an address suppressed only because it asked to leave is
+no longer suppressed, while a bounce or a complaint stays.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from datetime import datetime, timedelta
 from ..errors import PipelineError
 from ..store import Database, transaction
 from .addresses import email_problem, name_problem
+from .queries import language_problem
 from .tokens import new_ref
 
 # what a signup keeps of the request, at most: a user agent is the client's to write
 MAX_AGENT = 512
 MAX_SOURCE = 64
+MAX_LANGUAGE = 35  # the longest language tag in use (BCP 47 registry)
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,14 @@ class Signup:
     source: str
     expires_at: datetime
     confirmed_at: str | None
+    language: str = ""
+
+
+def signup_language(value: object) -> str:
+    """A form's language as a reader's: a language tag, or "" for anything else (a
+    signup is never refused for it: the answer stays the same for every request)."""
+    tag = value.strip() if isinstance(value, str) else ""
+    return tag if tag and len(tag) <= MAX_LANGUAGE and not language_problem(tag) else ""
 
 
 def signup_problem(email: str, name: str) -> str | None:
@@ -42,9 +53,10 @@ def signup_problem(email: str, name: str) -> str | None:
 
 
 def request_signup(db: Database, email: str, name: str, source: str, client: str,
-                   agent: str, now: datetime, expiry: timedelta) -> Signup:
+                   agent: str, now: datetime, expiry: timedelta, language: str = "") -> Signup:
     """A new signup waiting for its confirmation; unconfirmed signups whose links have
-    expired are dropped on the way (they can never be confirmed)."""
+    expired are dropped on the way (they can never be confirmed). ``language`` is one
+    that signup_language passed, or ""."""
     problem = signup_problem(email, name)
     if problem:
         raise PipelineError(problem)
@@ -55,10 +67,13 @@ def request_signup(db: Database, email: str, name: str, source: str, client: str
                    (now.isoformat(),))
         signup_id = db.execute(
             "INSERT INTO signups (ref, email, email_key, name, source, client, user_agent, "
-            "requested_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "requested_at, expires_at, language) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "RETURNING id",
             (ref, email, email.lower(), name, source[:MAX_SOURCE], client[:64],
-             agent[:MAX_AGENT], now.isoformat(), expires.isoformat())).fetchall()[0][0]
-    return Signup(signup_id, ref, email, name, source, expires, None)
+             agent[:MAX_AGENT], now.isoformat(), expires.isoformat(),
+             signup_language(language))).fetchall()[0][0]
+    return Signup(signup_id, ref, email, name, source, expires, None,
+                  signup_language(language))
 
 
 @dataclass(frozen=True)
@@ -88,9 +103,10 @@ def confirm_signup(db: Database, ref: bytes, now: datetime) -> Confirmed | None:
         subscriber_id = db.execute(
             "INSERT INTO subscribers (email, email_key, name, fields, status, created_at, "
             "updated_at, ref, consent_at, consent_source, consent_client, consent_agent, "
-            "confirmed_at) VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "confirmed_at, language) VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "RETURNING id",
             (row["email"], key, row["name"], json.dumps({}), stamp, stamp, new_ref(),
-             *consent)).fetchall()[0][0]
+             *consent, row["language"])).fetchall()[0][0]
         name, joined = row["name"], True
     else:
         joined = reader["status"] != "active"
@@ -98,6 +114,9 @@ def confirm_signup(db: Database, ref: bytes, now: datetime) -> Confirmed | None:
         db.execute("UPDATE subscribers SET status = 'active', name = ?, updated_at = ?, "
                    "consent_at = ?, consent_source = ?, consent_client = ?, consent_agent = ?, "
                    "confirmed_at = ? WHERE id = ?", (name, stamp, *consent, subscriber_id))
+        if row["language"]:  # the latest signup's language; none keeps the reader's
+            db.execute("UPDATE subscribers SET language = ? WHERE id = ?",
+                       (row["language"], subscriber_id))
     db.execute("DELETE FROM suppressions WHERE email_key = ? AND reason = 'unsubscribe'", (key,))
     db.execute("UPDATE signups SET confirmed_at = ? WHERE id = ?", (stamp, row["id"]))
     return Confirmed(subscriber_id, row["email"], name, joined)

@@ -60,6 +60,7 @@ class SignupRequest:
     source: str  # which form: archive, api, resubscribe, ...
     client: str  # the client's address
     agent: str  # its user agent
+    language: str = ""  # the language the form gave (audience.signup.signup_language)
 
 
 def send_confirmation(config: Config, db: Database, mail: SignupMail, provider: Provider,
@@ -67,7 +68,7 @@ def send_confirmation(config: Config, db: Database, mail: SignupMail, provider: 
     """Keep the signup and mail its confirmation link (which expires after [signup]
     expiry); nothing else changes. PipelineError for an address that is not one."""
     signup = request_signup(db, request.email, request.name, request.source, request.client,
-                            request.agent, now, config.signup.expiry)
+                            request.agent, now, config.signup.expiry, request.language)
     token = signer_for(config).confirmation(signup.ref, signup.expires_at)
     recipient = Recipient(signup.id, signup.email, signup.name,
                           {"confirm_url": with_query(config.confirm_url, "token", token)})

@@ -298,4 +298,11 @@ MIGRATIONS = [
     ALTER TABLE subscribers ADD COLUMN language text NOT NULL DEFAULT '';
     ALTER TABLE deliveries ADD COLUMN edition text
     """),
+    # A signup's language (issue 18): the edition page its form was on, or what a site's
+    # own form sent ('' for none); the reader gets it on confirmation.
+    Migration(9, "the language a signup asks for", """
+    ALTER TABLE signups ADD COLUMN language TEXT NOT NULL DEFAULT ''
+    """, """
+    ALTER TABLE signups ADD COLUMN language text NOT NULL DEFAULT ''
+    """),
 ]

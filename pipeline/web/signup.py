@@ -2,7 +2,9 @@
 
 - GET  /subscribe   the form.
 - POST /subscribe   a form (application/x-www-form-urlencoded: the archive's) or JSON
-  (``{"email": …, "name": …}``: a site's own form). It keeps the signup with its consent
+  (``{"email": …, "name": …, "language": …}``: a site's own form). An optional
+  ``language`` (the archive's edition pages send theirs) becomes the reader's on
+  confirmation; one that is not a language tag is ignored, with the same answer. It keeps the signup with its consent
   record and mails a confirmation link; the audience is not touched. The answer is the
   same whether the address is a reader, one who left or unknown (no enumeration). A
   filled honeypot field (``website``) gets that answer too, and nothing is sent. Over
@@ -25,7 +27,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from ..audience.queries import Subscriber
-from ..audience.signup import signup_problem
+from ..audience.signup import signup_language, signup_problem
 from ..audience.tokens import TokenError, signer_for
 from ..config import Config
 from ..delivery.providers import Provider
@@ -98,10 +100,11 @@ class Signups:
             return answer(self, 400, "not_an_address", "")
         source = str(fields.get("source") or "")
         source = source if _SOURCE.fullmatch(source) else "api" if as_json else "web"
-        return self.request_confirmation(request, email, name, source, answer)
+        return self.request_confirmation(request, email, name, source, answer,
+                                         fields.get("language"))
 
     def request_confirmation(self, request: Request, email: str, name: str, source: str,
-                             answer=None) -> Response:
+                             answer=None, language: object = None) -> Response:
         """Mail a confirmation link to ``email``; the same answer whatever the address
         is, unless it asked for too many."""
         answer = answer or _page_answer
@@ -113,7 +116,8 @@ class Signups:
         try:
             outcome = send_confirmation(self.config, db, self.mail, self.new_provider(),
                                         SignupRequest(email, name, source, request.client,
-                                                      request.agent), now)
+                                                      request.agent,
+                                                      signup_language(language)), now)
             if outcome.status != "sent":
                 self.log(f"signup: the confirmation was not sent ({outcome.status}: "
                          f"{outcome.error})")

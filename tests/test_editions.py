@@ -331,3 +331,27 @@ def test_a_signup_from_an_edition_page_gives_the_reader_its_language(run, engine
                         "('ann@example.com', 'eve@example.com', 'fay@example.com') "
                         "ORDER BY email") == [
         ("ann@example.com", "en"), ("eve@example.com", "en"), ("fay@example.com", "")]
+
+
+def test_review_covers_each_edition(run, project, two):
+    from tests.test_review import git
+
+    git(project, "init", "-q", "-b", "main")
+    git(project, "config", "user.email", "editor@example.com")
+    git(project, "config", "user.name", "Editor")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "the publication")
+    (two / "01-news.en.md").write_text(NEWS_EN.replace("More of it.", "Much more of it."),
+                                       encoding="utf-8")
+    result = run("review", "HEAD", "--no-screenshots")
+    assert result.exit_code == 0, result.output
+    report = (project / "review" / "report.md").read_text(encoding="utf-8")
+    assert "- **Subject:** AI快报｜05：双语\n" in report
+    assert "- **Audience:** 4 readers (every active reader; outbox)\n" in report
+    assert ("- **Editions:** zh-CN 2 readers, en 2 readers (each reader's language picks "
+            "one; the subject, preheader and size above are of the first)\n") in report
+    default, english = report.split("#### Edition en\n")
+    assert "```diff\n(no change in the text)\n```" in default
+    assert english.startswith("\n- **Subject:** AI Digest 05: in two languages\n"
+                              "- **Preheader:** One issue, two languages\n- **Size:** ")
+    assert "```diff\n- More of it.\n+ [-More-]{+Much more+} of it.\n```" in english

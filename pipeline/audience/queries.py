@@ -305,6 +305,13 @@ def count_segment(db: Database, segment: Segment = EVERYONE) -> int:
     return db.execute(f"SELECT count(*) {where}", params).fetchone()[0]
 
 
+def count_languages(db: Database, segment: Segment = EVERYONE) -> dict[str, int]:
+    """The readers of count_segment by their language ("" for none)."""
+    where, params = recipients_of(segment)
+    return dict(db.execute(f"SELECT s.language, count(*) {where} GROUP BY s.language",
+                           params).fetchall())
+
+
 # --- tags --------------------------------------------------------------------------
 
 

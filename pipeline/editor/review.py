@@ -4,7 +4,9 @@ For every issue changed since BASE (default: the merge base with review.base_bra
 folder under the output with report.md (subject, preheader, size, the findings of
 `check`, the audience it would go to, a word-level diff of the plain-text part against
 BASE) and screenshots at 600 and 375 px in light and dark mode; and one report.md of
-all of them, for a pull-request comment.
+all of them, for a pull-request comment. An issue in several languages (issue 18) has
+the readers each edition would go to, and every other edition's subject, preheader,
+size and text diff; the screenshots are of the default edition only.
 
 git runs with fixed argument lists and a timeout (issue.version.git); the issue as it
 was at BASE is read from `git archive` into a temporary folder.
@@ -23,7 +25,8 @@ from pathlib import Path, PurePosixPath
 
 from ..config import Config
 from ..errors import ExitStatus, IssueError, PipelineError, Problem, display_path
-from ..issue import read_issue
+from ..issue import Issue, read_issue
+from ..issue.model import pick_edition
 from ..issue.reader import ISSUE_FILE
 from ..issue.version import git, work_tree
 from ..render import render_issue
@@ -42,6 +45,25 @@ class ReviewUsageError(PipelineError):
 
 
 @dataclass
+class EditionReview:
+    """One other edition of an issue in several languages, as its readers get it."""
+
+    language: str
+    subject: str
+    preheader: str
+    size: int
+    diff: str
+
+    def markdown(self, base: str) -> str:
+        return "\n".join([
+            f"#### Edition {self.language}", "", f"- **Subject:** {self.subject}",
+            f"- **Preheader:** {self.preheader or '—'}",
+            f"- **Size:** {format_size(self.size)} of HTML", "",
+            f"Plain text against {base[:12]}:", "", "```diff",
+            self.diff or "(no change in the text)", "```", ""])
+
+
+@dataclass
 class IssueReview:
     folder: Path
     subject: str = ""
@@ -51,16 +73,24 @@ class IssueReview:
     audience: str = ""
     diff: str = ""
     screenshots: list[Path] = field(default_factory=list)
+    readers_by_edition: dict[str, int] = field(default_factory=dict)  # of several only
+    editions: list[EditionReview] = field(default_factory=list)  # but the default
 
     def markdown(self, base: str) -> str:
         lines = [f"### {display_path(self.folder)}", "",
                  f"- **Subject:** {self.subject}", f"- **Preheader:** {self.preheader or '—'}",
                  f"- **Size:** {format_size(self.size)} of HTML (Gmail clips at 102 KB)",
-                 f"- **Audience:** {self.audience}",
-                 f"- **Check:** {summarise(self.findings)}", ""]
+                 f"- **Audience:** {self.audience}"]
+        if self.readers_by_edition:
+            lines.append("- **Editions:** " + ", ".join(
+                f"{language} {count} readers" for language, count
+                in self.readers_by_edition.items()) + " (each reader's language picks one; "
+                "the subject, preheader and size above are of the first)")
+        lines += [f"- **Check:** {summarise(self.findings)}", ""]
         lines += [f"  - `{f.as_finding()}`" for f in self.findings]
         lines += ["", f"#### Plain text against {base[:12]}", "",
                   "```diff", self.diff or "(no change in the text)", "```", ""]
+        lines += [edition.markdown(base) for edition in self.editions]
         if self.screenshots:
             lines += ["Screenshots: " + ", ".join(p.name for p in self.screenshots), ""]
         return "\n".join(lines)
@@ -111,22 +141,23 @@ def changed_issues(config: Config, base: str) -> list[Path]:
     return sorted(folders)
 
 
-def text_at(folder: Path, base: str, config: Config, scratch: Path) -> str | None:
-    """The issue's plain-text part as it was at base; None when it did not exist or
-    could not be read then."""
+def texts_at(folder: Path, base: str, config: Config, scratch: Path) -> dict[str, str]:
+    """The plain-text part of each of the issue's editions as it was at base, by
+    language; {} when it did not exist or could not be read then."""
     top = work_tree(folder)
     assert top is not None
     relative = folder.resolve().relative_to(top.resolve()).as_posix()
     archive = git(["archive", "--format=tar", base, "--", relative], top, check=False)
     if archive.returncode:
-        return None
+        return {}
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(scratch, filter="data")
     old = scratch / PurePosixPath(relative)
     try:
-        return render_issue(read_issue(old, config), config).text
+        return {edition.language: render_issue(edition, config).text
+                for edition in read_issue(old, config).editions}
     except IssueError:
-        return None
+        return {}
 
 
 _TOKEN = re.compile(r"\s+|[A-Za-z0-9_'’.-]+|.", re.S)
@@ -181,6 +212,22 @@ def audience_of(folder: Path, config: Config) -> str:
     return f"{plan.recipients} readers ({who}; {config.provider})"
 
 
+def readers_by_edition(issue: Issue, config: Config) -> dict[str, int]:
+    """How many readers of the issue's segment each edition would go to, were it sent
+    now: those whose language picks it (ledger.Ledger picks them so when a send starts)."""
+    from ..audience.queries import count_languages
+    from ..store import connect
+
+    found = dict.fromkeys(issue.languages, 0)
+    db = connect(config.database)
+    try:
+        for language, count in count_languages(db, issue.audience).items():
+            found[pick_edition(language, issue.languages)] += count
+    finally:
+        db.close()
+    return found
+
+
 def _now():
     from datetime import UTC, datetime
 
@@ -222,7 +269,8 @@ def review_issue(folder: Path, config: Config, base: str, out: Path,
     review = IssueReview(folder)
     review.findings = check_issue(folder, config)
     try:
-        rendered = render_issue(read_issue(folder, config), config)
+        issue = read_issue(folder, config)
+        rendered = render_issue(issue, config)
     except IssueError:
         review.audience = "not known until the errors above are fixed"
         return review
@@ -230,8 +278,15 @@ def review_issue(folder: Path, config: Config, base: str, out: Path,
     review.size = rendered.html_size
     review.audience = audience_of(folder, config)
     with tempfile.TemporaryDirectory() as scratch:
-        old = text_at(folder, base, config, Path(scratch))
-    review.diff = word_diff(old or "", rendered.text)
+        old = texts_at(folder, base, config, Path(scratch))
+    review.diff = word_diff(old.get(issue.language, ""), rendered.text)
+    if issue.translations:
+        review.readers_by_edition = readers_by_edition(issue, config)
+        for language, edition in issue.translations.items():
+            other = render_issue(edition, config)
+            review.editions.append(EditionReview(
+                language, other.subject, other.preheader, other.html_size,
+                word_diff(old.get(language, ""), other.text)))
     if screenshots:
         review.screenshots = screenshot(folder, out, config)
     (out / "report.md").write_text(review.markdown(base), encoding="utf-8")

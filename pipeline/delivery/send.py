@@ -26,7 +26,7 @@ from .ledger import Ledger, LedgerBusy
 from .pace import DAY, DailyCap, Pace
 from .personalise import Editions, PreparedEmail, Recipient
 from .providers import DEFERRED, FAILED, RETRY, Outcome, Provider
-from .workers import STOPPED, Job, Senders
+from .workers import STOPPED, Encoders, Job, Senders
 
 MAX_ATTEMPTS = 6  # a batch is tried this often before the run gives up on it
 BASE_DELAY = 1.0  # seconds; doubled per attempt, with jitter
@@ -234,9 +234,12 @@ def deliver_all(ledger: Ledger, send_id: int, provider: Provider, email: Edition
     workers = (settings.concurrency if settings else 0) or provider.concurrency
     pace = Pace(settings.max_per_second if settings else 0, rt.sleep)
     cap = DailyCap(settings.max_per_day if settings else 0, ledger.used_since, rt.clock)
-    progress = rt.progress(email.slug, ledger.counts(send_id)["pending"])
+    pending = ledger.counts(send_id)["pending"]
+    progress = rt.progress(email.slug, pending)
     busy, claiming, gave_up = 0, True, False
     failure: DeliveryError | None = None
+    # before any thread starts: encoder processes are forked
+    encoders = Encoders.start(email, provider, pending) if workers > 1 else None
     try:
         with Senders(provider, workers, pace, rt.clock, rt.sleep, rt.stop) as senders:
             while True:
@@ -250,7 +253,8 @@ def deliver_all(ledger: Ledger, send_id: int, provider: Provider, email: Edition
                         break
                     cap.take(len(batch))
                     for edition, readers in by_edition(batch).items():
-                        senders.submit(Job(readers, email[edition]).personalise(provider))
+                        senders.submit(Job(readers, email[edition]).personalise(
+                            provider, encoders, edition))
                         busy += 1
                 if not busy:
                     break
@@ -295,6 +299,8 @@ def deliver_all(ledger: Ledger, send_id: int, provider: Provider, email: Edition
         if failure is not None:
             raise failure
     finally:
+        if encoders is not None:
+            encoders.close()
         getattr(progress, "finish", lambda: None)()
     return not gave_up
 

@@ -149,8 +149,9 @@ class SendGridProvider(Provider):
             refused_all, refusal = True, None
             for group in level:
                 try:
-                    body = encoded if len(group) == len(messages) else None
-                    answer = self._request([messages[i] for i in group], body)
+                    whole = len(group) == len(messages)  # its body may be made already
+                    answer = self._request(messages if whole else [messages[i] for i in group],
+                                           encoded if whole else None)
                 except DeliveryError as exc:
                     exc.done = outcomes  # the parts sent before it (None: not sent)
                     raise

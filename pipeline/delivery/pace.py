@@ -74,8 +74,3 @@ class DailyCap:
 
     def take(self, count: int) -> None:
         self.used += count
-
-    def next_free(self, oldest: Callable[[datetime], datetime | None]) -> datetime | None:
-        """When a message of the last 24 hours ages out, so that the next run can go."""
-        first = oldest(self.clock() - DAY)
-        return first + DAY if first else None

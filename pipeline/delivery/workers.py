@@ -2,7 +2,8 @@
 (its own SMTP connection, its own HTTP client), while the caller claims and records.
 
 The caller (the send loop) keeps the database to itself: it claims a batch, commits it
-in flight, hands it here, and records what comes back. A worker only personalises and
+in flight, personalises and encodes it (``Job.personalise``, or ``Encoders`` in other
+processes for a long send), hands it here, and records what comes back. A worker only
 sends. With one worker nothing runs on a thread: the batch is sent in the caller.
 """
 
@@ -15,13 +16,12 @@ import queue
 import signal
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.pool import AsyncResult
-from typing import Any
 
 from .pace import Pace
-from .personalise import Message, PreparedEmail, Recipient
+from .personalise import Editions, Message, PreparedEmail, Recipient
 from .providers import Outcome, Provider
 
 STOPPED = "stopped"  # a job that waited for a retry and found the run stopping
@@ -65,9 +65,7 @@ class Personalised(Sequence[Message]):
     def __len__(self) -> int:
         return len(self.batch)
 
-    def __getitem__(self, index):  # type: ignore[override]
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self.batch)))]
+    def __getitem__(self, index: int) -> Message:  # type: ignore[override]
         if index not in self.made:
             self.made[index] = self.email.message(self.batch[index])
         return self.made[index]
@@ -75,7 +73,7 @@ class Personalised(Sequence[Message]):
 
 # Encoder processes: forked with what they need (the issue's editions and the provider)
 # in this global, so that nothing of it is pickled; each call sends only the readers.
-_FORKED: tuple[Mapping[str, PreparedEmail] | Any, Provider] | None = None
+_FORKED: tuple[Editions, Provider] | None = None
 MIN_BATCHES = 8  # a send this many batches long or longer is worth the processes
 ENCODER_PATIENCE = 30.0  # seconds; a batch takes milliseconds, unless its process died
 
@@ -92,14 +90,14 @@ class Encoders:
     leaves none behind, tests/test_crash.py), and ignores Ctrl-C, which the terminal
     sends to the whole process group: the send loop decides when to stop."""
 
-    def __init__(self, emails, provider: Provider, processes: int):
+    def __init__(self, emails: Editions, provider: Provider, processes: int):
         global _FORKED
         _FORKED = (emails, provider)
         context = multiprocessing.get_context("fork")
         self.pool = context.Pool(processes, initializer=_encoder_started)
 
     @classmethod
-    def start(cls, emails, provider: Provider, pending: int) -> Encoders | None:
+    def start(cls, emails: Editions, provider: Provider, pending: int) -> Encoders | None:
         """Encoder processes for this send, or None when they would not help or are
         not safe: a provider that encodes nothing ahead, a short send, another thread
         running (tests that serve on threads), or no fork (not Linux or macOS)."""

@@ -55,15 +55,15 @@ class SendGridProvider(Provider):
         self.client = sendgrid_client(config)
         self.settings = settings
         self.batch_size = settings.batch_size
-        self._shared_json: tuple[PreparedEmail | None, str] = (None, "")
-        self._slots: tuple[PreparedEmail | None, list] = (None, [])
+        # per edition prepared: (the shared part as JSON without its closing brace, the
+        # slots as _slots_of makes them); editions alternate batch by batch
+        self._encoded: dict[PreparedEmail, tuple[str, list[tuple[str, str, str, bool]]]] = {}
 
     def personalizations(self, messages: Sequence[Message]) -> str:
         """The JSON array of personalizations: per recipient only what differs (the
         address, substitutions, headers). Written as text, each value encoded by json's
-        own string encoder: 4 µs a reader where dicts and json.dumps took 19."""
-        prepared = messages[0].prepared
-        slots = self._slots[1] if self._slots[0] is prepared else self._slots_of(prepared)
+        own string encoder: 9 µs a reader where dicts and json.dumps took 31."""
+        slots = self._prepared(messages[0].prepared)[1]
         out = []
         for message in messages:
             values = message.values
@@ -95,8 +95,14 @@ class SendGridProvider(Provider):
                    for key, name, fallback, html in sorted(slots)]
         if encoded:  # the first: no comma before
             encoded[0] = (encoded[0][0][1:], *encoded[0][1:])
-        self._slots = (prepared, encoded)
         return encoded
+
+    def _prepared(self, prepared: PreparedEmail) -> tuple[str, list]:
+        """What every request of this edition shares, encoded once."""
+        if prepared not in self._encoded:
+            self._encoded[prepared] = (_json(self.shared(prepared))[:-1],
+                                       self._slots_of(prepared))
+        return self._encoded[prepared]
 
     def shared(self, prepared: PreparedEmail) -> dict:
         """What every request of the issue carries: sender, subject, both parts, …"""
@@ -130,10 +136,7 @@ class SendGridProvider(Provider):
     def encode(self, messages: Sequence[Message]) -> str:
         """The request body as JSON text, ASCII only. The shared part (the whole email)
         is encoded once per issue; each request adds only its personalizations."""
-        prepared = messages[0].prepared
-        if self._shared_json[0] is not prepared:
-            self._shared_json = (prepared, _json(self.shared(prepared)))
-        return (self._shared_json[1][:-1] + ',"personalizations":'
+        return (self._prepared(messages[0].prepared)[0] + ',"personalizations":'
                 + self.personalizations(messages) + "}")
 
     def send(self, messages: Sequence[Message], now: datetime,

@@ -12,6 +12,8 @@ from email import policy
 from email.header import decode_header, make_header
 from pathlib import Path
 
+import pytest
+
 from pipeline.store.database import MIGRATIONS, connect
 from tests.test_schedule import populate
 
@@ -296,4 +298,35 @@ def test_migration_2_keeps_the_ledger_and_allows_invalid(tmp_path):
         pass
     else:
         raise AssertionError("the CHECK constraint is gone")
+    assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+
+
+def test_migration_10_keeps_the_ledger_and_its_check(tmp_path):
+    path = tmp_path / "v9.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    old.execute("PRAGMA foreign_keys = ON")
+    for migration in MIGRATIONS[:9]:
+        old.executescript(migration.sqlite + f"; PRAGMA user_version = {migration.number};")
+    old.execute("INSERT INTO sends (id, issue, subject, provider, state, total, started_at) "
+                "VALUES (1, 'x', 's', 'sendgrid', 'sending', 3, 't')")
+    rows = [(1, 1, "a@example.com", "sent", 1, "sendgrid", "m1", None, "t1", 7, "en"),
+            (1, 2, "b@example.com", "inflight", 2, None, None, None, "t2", 8, None),
+            (1, 3, "c@example.com", "unknown", 1, "smtp", None, "lost", "t3", 7, "zh-CN")]
+    old.executemany("INSERT INTO deliveries (send_id, subscriber_id, email, status, attempts, "
+                    "provider, message_id, error, updated_at, run, edition) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    old.close()
+    db = connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert [tuple(r) for r in db.execute(
+        "SELECT send_id, subscriber_id, email, status, attempts, provider, message_id, error, "
+        "updated_at, run, edition FROM deliveries ORDER BY subscriber_id")] == rows
+    schema = db.execute("SELECT sql FROM sqlite_master WHERE name = 'deliveries'").fetchone()[0]
+    assert "WITHOUT ROWID" in schema and "status IN" not in schema
+    for status in ("pending", "inflight", "sent", "failed", "invalid", "unknown", "skipped"):
+        db.execute("UPDATE deliveries SET status = ? WHERE subscriber_id = 2", (status,))
+    with pytest.raises(sqlite3.IntegrityError):
+        db.execute("UPDATE deliveries SET status = 'bogus' WHERE subscriber_id = 2")
+    with pytest.raises(sqlite3.IntegrityError):  # the send it belongs to must exist
+        db.execute("INSERT INTO deliveries (send_id, subscriber_id, email) VALUES (9, 1, 'x')")
     assert db.execute("PRAGMA foreign_key_check").fetchall() == []

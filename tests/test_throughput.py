@@ -26,9 +26,9 @@ def ledger(where) -> dict[str, int]:
         db.close()
 
 
-@pytest.mark.parametrize("concurrency, expected", [("0", 8), ("1", 1), ("3", 3)])
+@pytest.mark.parametrize("concurrency, expected", [("0", 16), ("1", 1), ("3", 3)])
 def test_requests_are_in_flight_at_once(run, project, sendgrid, concurrency, expected):
-    """SendGrid's default is 8 requests in flight; [delivery] concurrency sets it."""
+    """SendGrid's default is 16 requests in flight; [delivery] concurrency sets it."""
     populate(project / ".newsletter" / "newsletter.db", 1600)
     run.env.update({"NEWSLETTER_SENDGRID_BATCH_SIZE": "100",
                     "NEWSLETTER_DELIVERY_CONCURRENCY": concurrency})

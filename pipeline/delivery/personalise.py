@@ -26,7 +26,7 @@ from ..render import PLACEHOLDER, RenderedEmail
 CRLF = "\r\n"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Recipient:
     id: int  # the subscriber's id; 0 for a test address
     email: str
@@ -188,9 +188,23 @@ class PreparedEmail:
     def message(self, recipient: Recipient) -> Message:
         return Message(self, recipient)
 
-    def list_unsubscribe(self, url: str, token: str) -> str:
+    def values(self, recipient: Recipient, token: str) -> dict[str, str]:
+        """A reader's placeholder values, their links signed with ``token``."""
+        values = dict(recipient.fields)
+        values["name"] = display_name(recipient.name)  # no control characters, not too long
+        values["email"] = recipient.email
+        values["unsubscribe_url"] = self.unsubscribe_prefix + token + self.unsubscribe_suffix
+        if self.preferences_prefix:
+            values["preferences_url"] = (self.preferences_prefix + token
+                                         + self.preferences_suffix)
+        return values
+
+    def headers(self, values: dict[str, str], token: str) -> dict[str, str]:
+        """The headers of a reader's message that differ per reader."""
+        if not self.list_headers:
+            return {}
         mailto = f"mailto:{self.unsubscribe_email}?subject=unsubscribe%20{token}"
-        return f"<{url}>, <{mailto}>"
+        return {"List-Unsubscribe": f"<{values['unsubscribe_url']}>, <{mailto}>"}
 
 
 class Editions:
@@ -214,23 +228,24 @@ class Editions:
 
 
 class Message:
-    """One recipient's message. Filled lazily: SendGrid needs only the values."""
+    """One recipient's message. Filled lazily: SendGrid needs only the values, and of
+    those only the reader's own (the links are the token between constant text)."""
 
-    __slots__ = ("prepared", "recipient", "values", "token")
+    __slots__ = ("prepared", "recipient", "token", "_values")
 
     def __init__(self, prepared: PreparedEmail, recipient: Recipient):
         self.prepared = prepared
         self.recipient = recipient
         self.token = prepared.signer.token(recipient.ref)
-        values = dict(recipient.fields)
-        values["name"] = display_name(recipient.name)  # no control characters, not too long
-        values["email"] = recipient.email
-        values["unsubscribe_url"] = (prepared.unsubscribe_prefix + self.token
-                                     + prepared.unsubscribe_suffix)
-        if prepared.preferences_prefix:
-            values["preferences_url"] = (prepared.preferences_prefix + self.token
-                                         + prepared.preferences_suffix)
-        self.values = values
+        self._values: dict[str, str] | None = None
+
+    @property
+    def values(self) -> dict[str, str]:
+        """What the placeholders are filled with: the reader's fields, name, address,
+        and links."""
+        if self._values is None:
+            self._values = self.prepared.values(self.recipient, self.token)
+        return self._values
 
     @property
     def html(self) -> str:
@@ -250,12 +265,7 @@ class Message:
 
     def headers(self) -> dict[str, str]:
         """The headers that differ per recipient."""
-        if not self.prepared.list_headers:
-            return {}
-        return {
-            "List-Unsubscribe": self.prepared.list_unsubscribe(self.values["unsubscribe_url"],
-                                                               self.token),
-        }
+        return self.prepared.headers(self.values, self.token)
 
     def as_bytes(self, now: datetime) -> bytes:
         """The full MIME message: multipart/alternative, text/plain first, base64 parts

@@ -10,6 +10,8 @@ sends. With one worker nothing runs on a thread: the batch is sent in the caller
 from __future__ import annotations
 
 import ctypes
+import fcntl
+import gc
 import multiprocessing
 import os
 import queue
@@ -18,7 +20,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from multiprocessing.pool import AsyncResult
+from multiprocessing.connection import Connection
 
 from .pace import Pace
 from .personalise import Editions, Message, PreparedEmail, Recipient
@@ -72,10 +74,11 @@ class Personalised(Sequence[Message]):
 
 
 # Encoder processes: forked with what they need (the issue's editions and the provider)
-# in this global, so that nothing of it is pickled; each call sends only the readers.
+# in this global, so that nothing of it is pickled; each task sends only the readers.
 _FORKED: tuple[Editions, Provider] | None = None
 MIN_BATCHES = 8  # a send this many batches long or longer is worth the processes
 ENCODER_PATIENCE = 30.0  # seconds; a batch takes milliseconds, unless its process died
+PIPE_BYTES = 1 << 20  # a task (1,000 readers, 70 KB) or a request (800 KB) fits at once
 
 
 class Encoders:
@@ -83,18 +86,44 @@ class Encoders:
     requests ahead (SendGrid), while the send loop claims and records: the loop's
     thread then holds Python's one running thread only for the ledger.
 
+    Each process has a pipe for its tasks and one for its results, which come back in
+    the order of its tasks; the sender thread whose job waits for one reads them (the
+    interpreter's lock is free while it waits), so no thread runs for the processes.
+    (multiprocessing.Pool has three, one of which polls while a result is unread: a
+    fifth of a core on a send of 800 KB requests.)
+
     Forked (the editions are already prepared in memory, and a fork copies them), so
     only when this process has no other thread: a fork copies just the calling one, and
     a lock another thread held would stay locked in the copy. Each process ends when
-    its parent does, however it ends (its pipe from the parent closes: a SIGKILLed send
-    leaves none behind, tests/test_crash.py), and ignores Ctrl-C, which the terminal
-    sends to the whole process group: the send loop decides when to stop."""
+    its parent does, however it ends: its task pipe closes (every other copy of its
+    writing end is closed in the children) and, on Linux, the kernel kills it (a
+    SIGKILLed send leaves none behind, tests/test_crash.py). Each ignores Ctrl-C, which
+    the terminal sends to the whole process group: the send loop decides when to stop."""
 
     def __init__(self, emails: Editions, provider: Provider, processes: int):
         global _FORKED
         _FORKED = (emails, provider)
         context = multiprocessing.get_context("fork")
-        self.pool = context.Pool(processes, initializer=_encoder_started)
+        self.encoders: list[_Encoder] = []
+        # what exists now is never collected in a child: its collector would walk (and
+        # so copy, page by page) the whole inherited heap, for nothing
+        gc.freeze()
+        try:
+            for _ in range(processes):
+                tasks_out, tasks_in = context.Pipe(duplex=False)
+                results_out, results_in = context.Pipe(duplex=False)
+                for connection in (tasks_in, results_in):
+                    _widen(connection)
+                inherited = [e.tasks for e in self.encoders] + [e.results for e in self.encoders]
+                process = context.Process(target=_serve, daemon=True, name="encoder", args=(
+                    tasks_out, results_in, [tasks_in, results_out, *inherited]))
+                process.start()
+                tasks_out.close()
+                results_in.close()
+                self.encoders.append(_Encoder(process, tasks_in, results_out))
+        finally:
+            _FORKED = None  # the children have their copies
+            gc.unfreeze()
 
     @classmethod
     def start(cls, emails: Editions, provider: Provider, pending: int) -> Encoders | None:
@@ -108,27 +137,106 @@ class Encoders:
         processes = max(1, min(4, (os.cpu_count() or 2) - 1))
         return cls(emails, provider, processes)
 
-    def encode(self, edition: str, batch: list[Recipient]) -> AsyncResult:
-        # plain tuples: a dataclass pickles five times slower, on the send loop's time
-        return self.pool.apply_async(_encode, (edition, [
-            (r.id, r.email, r.name, r.fields, r.ref, r.edition) for r in batch]))
+    def encode(self, edition: str, batch: list[Recipient]) -> Encoding:
+        """The batch's request, begun in the process with the fewest tasks."""
+        encoder = min(self.encoders, key=lambda e: (not e.alive, len(e.waiting)))
+        encoding = Encoding(encoder)
+        encoder.waiting.append(encoding)  # before the task: its result may come at once
+        try:
+            # plain tuples: a dataclass pickles five times slower, on the send loop's time
+            encoder.tasks.send((edition, [(r.id, r.email, r.name, r.fields, r.ref, r.edition)
+                                          for r in batch]))
+        except OSError:  # the process is gone: its readers find out, and make what it owed
+            encoder.alive = False
+        return encoding
 
     def close(self) -> None:
-        global _FORKED
-        self.pool.terminate()  # what is not encoded yet is not needed: the run is over
-        self.pool.join()
-        _FORKED = None
+        for encoder in self.encoders:  # what is not encoded yet is not needed: the run is over
+            encoder.tasks.close()
+            encoder.process.terminate()
+        for encoder in self.encoders:
+            encoder.process.join()
+            encoder.results.close()
 
 
-def _encoder_started() -> None:
+class _Encoder:
+    """One process, its pipes, and the encodings it owes, in the order of their tasks."""
+
+    def __init__(self, process, tasks: Connection, results: Connection):
+        self.process, self.tasks, self.results = process, tasks, results
+        self.waiting: deque[Encoding] = deque()
+        self.reading = threading.Lock()  # one thread reads the results at a time
+        self.alive = True
+
+    def lost(self) -> None:
+        """The process died (or cannot be reached): what it owed, its threads make. The
+        caller holds ``reading``."""
+        self.alive = False
+        while self.waiting:
+            self.waiting.popleft().done = True
+
+
+class Encoding:
+    """A batch's request being made in an encoder process."""
+
+    __slots__ = ("encoder", "value", "done")
+
+    def __init__(self, encoder: _Encoder):
+        self.encoder, self.value, self.done = encoder, None, False
+
+    def get(self) -> object:
+        """The request, or None when its process died (the caller makes it)."""
+        encoder = self.encoder
+        with encoder.reading:
+            while not self.done:  # results of earlier tasks are handed to their own
+                try:
+                    if not encoder.alive or not encoder.results.poll(ENCODER_PATIENCE):
+                        raise EOFError
+                    value = encoder.results.recv()
+                except (EOFError, OSError):
+                    encoder.lost()
+                    break
+                first = encoder.waiting.popleft()
+                first.value, first.done = value, True
+        return self.value
+
+
+def _widen(connection: Connection) -> None:
+    """A pipe that holds a whole task or request (Linux): the writer goes on at once."""
+    try:
+        fcntl.fcntl(connection.fileno(), F_SETPIPE_SZ, PIPE_BYTES)
+    except (OSError, AttributeError):
+        pass
+
+
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+
+
+def _serve(tasks: Connection, results: Connection, inherited: list[Connection]) -> None:
+    """An encoder process: tasks in, requests out, until its parent is gone."""
+    for connection in inherited:  # the parent's ends: only the parent may hold them
+        connection.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _encode(edition: str, rows: list[tuple]) -> object:
+    try:
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
     assert _FORKED is not None
     emails, provider = _FORKED
-    email = emails[edition]
-    return provider.encode([email.message(Recipient(*row)) for row in rows])
+    while True:
+        try:
+            edition, rows = tasks.recv()
+        except (EOFError, OSError):
+            return
+        email = emails[edition]
+        try:
+            encoded = provider.encode([email.message(Recipient(*row)) for row in rows])
+        except Exception:  # noqa: BLE001 - the sender thread makes it again, and says why
+            encoded = None
+        results.send(encoded)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def return_large_buffers() -> None:
@@ -220,11 +328,8 @@ class Senders:
             self.pace.wait(len(job.batch))
             if not job.messages:
                 job.personalise(provider)
-            if isinstance(job.encoded, AsyncResult):  # made in an encoder process
-                try:
-                    job.encoded = job.encoded.get(ENCODER_PATIENCE)
-                except multiprocessing.TimeoutError:  # its process died: made here
-                    job.encoded = None
+            if isinstance(job.encoded, Encoding):  # made in an encoder process, or
+                job.encoded = job.encoded.get()  # None: its process died, made here
             return provider.send(job.messages, self.clock(), job.encoded)
         except BaseException as exc:  # noqa: BLE001 - the caller records, then raises it
             return exc

@@ -305,4 +305,32 @@ MIGRATIONS = [
     """, """
     ALTER TABLE signups ADD COLUMN language text NOT NULL DEFAULT ''
     """),
+    # SQLite checks `status IN (…)` by building a table of the list for every row it
+    # writes: a send's snapshot and its two updates a reader (in flight, then sent) took
+    # twice as long as with the same check spelled as comparisons. The ledger is rebuilt
+    # with those; PostgreSQL checks a list as it is, and has nothing to change.
+    Migration(10, "a faster check of the ledger's statuses (SQLite)", """
+    CREATE TABLE deliveries_v10 (
+        send_id INTEGER NOT NULL REFERENCES sends (id),
+        subscriber_id INTEGER NOT NULL,
+        email TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending' CHECK (status = 'pending' OR
+            status = 'inflight' OR status = 'sent' OR status = 'failed' OR
+            status = 'invalid' OR status = 'unknown' OR status = 'skipped'),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        provider TEXT,
+        message_id TEXT,
+        error TEXT,
+        updated_at TEXT,
+        run INTEGER,
+        edition TEXT,
+        PRIMARY KEY (send_id, subscriber_id)
+    ) WITHOUT ROWID;
+    INSERT INTO deliveries_v10 (send_id, subscriber_id, email, status, attempts, provider,
+                                message_id, error, updated_at, run, edition)
+        SELECT send_id, subscriber_id, email, status, attempts, provider, message_id, error,
+               updated_at, run, edition FROM deliveries;
+    DROP TABLE deliveries;
+    ALTER TABLE deliveries_v10 RENAME TO deliveries
+    """, ""),
 ]

@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PUBLICATION = ROOT / "tests" / "fixtures" / "publication"
 ISSUE = "2023-12-07-ai-productivity-09"
-CONCURRENCY = 8  # SendGrid's default requests in flight (SendGridProvider.concurrency)
+CONCURRENCY = 16  # SendGrid's default requests in flight (SendGridProvider.concurrency)
 SMTP_CONNECTIONS = 8  # SMTP's default connections (SMTPProvider.concurrency)
 
 
@@ -118,7 +118,7 @@ def reference_sendgrid(count: int, port: int) -> None:
     for first in range(0, count, 1000):
         batch = [email.message(Recipient(n, f"reader{n}@example.com", f"读者{n}", ref=b"x" * 12))
                  for n in range(first, min(first + 1000, count))]
-        bodies.append(provider.encode(batch).encode())
+        bodies.append(provider.encode(batch))
     headers = {"Authorization": f"Bearer {API_KEY}",
                "Content-Type": "application/json; charset=utf-8"}
     todo = list(bodies)

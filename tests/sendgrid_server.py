@@ -127,7 +127,9 @@ class SendGridServer:
         self.requests = 0
         self.accepted_requests = 0
         # A callable given each request's number and body that returns None or a fault:
-        # "429", "500", "drop", "slow", or a (status, errors) pair.
+        # "429", "500", "drop", "slow", "close" (answered, then the connection closed
+        # without a word, as a server does with one idle too long), or a (status, errors)
+        # pair.
         self.faults: Callable[[int, dict | None], object] = lambda n, body: None
         self.suppressions: dict[str, list[dict]] = {kind: [] for kind in SUPPRESSION_KINDS}
         self.suppression_requests: list[str] = []
@@ -135,6 +137,7 @@ class SendGridServer:
         self.latency = 0.0  # seconds every request waits before its answer (a network)
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests it held at once
+        self.connections = 0  # connections clients opened
         self.refuse: set[str] = set()  # addresses (lower case) refused with a 400
         self.refuse_without_field = False  # …with a 400 that names no field
         server = self
@@ -144,6 +147,11 @@ class SendGridServer:
 
             def log_message(self, *args):
                 pass
+
+            def setup(self):
+                super().setup()
+                with server.lock:
+                    server.connections += 1
 
             def reply(self, status: int, payload: object = None, headers: dict | None = None):
                 data = b"" if payload is None else json.dumps(payload).encode()
@@ -243,7 +251,10 @@ class SendGridServer:
                     time.sleep(server.delay)
                 sandbox = (body.get("mail_settings") or {}).get("sandbox_mode", {})
                 status = 200 if sandbox.get("enable") else 202
-                return self.reply(status, None, {"X-Message-Id": secrets.token_urlsafe(16)})
+                self.reply(status, None, {"X-Message-Id": secrets.token_urlsafe(16)})
+                if fault == "close":
+                    self.close_connection = True
+                return None
 
             def do_GET(self):
                 url = urlparse(self.path)

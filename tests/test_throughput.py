@@ -131,3 +131,30 @@ def test_a_primary_that_goes_down_mid_send_fails_over_and_status_shows_the_split
     assert not by_sendgrid & by_smtp  # nobody through both
     status = run("status", ISSUE)
     assert "sent through smtp 150, sendgrid 100" in status.stdout
+
+
+def test_requests_share_kept_alive_connections(run, project, sendgrid):
+    """Each request in flight has a connection of its own, kept for its next request:
+    against SendGrid a new one is a TCP and a TLS handshake, two round trips more."""
+    populate(project / ".newsletter" / "newsletter.db", 1000)
+    run.env.update({"NEWSLETTER_SENDGRID_BATCH_SIZE": "100",
+                    "NEWSLETTER_DELIVERY_CONCURRENCY": "2"})
+    result = run("send", ISSUE, "--yes")
+    assert result.exit_code == 0, result.output
+    assert sendgrid.requests == 10 and sendgrid.connections == 2
+    assert ledger(project) == {"sent": 1000}
+
+
+def test_a_connection_the_server_closed_is_opened_again(run, project, sendgrid):
+    """A server that closes each connection after its answer (as one does with an idle
+    one): the next request goes on a new connection, never on the closed one (which
+    would fail, and wait for a retry)."""
+    populate(project / ".newsletter" / "newsletter.db", 500)
+    run.env.update({"NEWSLETTER_SENDGRID_BATCH_SIZE": "100",
+                    "NEWSLETTER_DELIVERY_CONCURRENCY": "1"})
+    sendgrid.faults = lambda n, body: "close"
+    result = run("send", ISSUE, "--yes")
+    assert result.exit_code == 0, result.output
+    assert "attempt" not in result.output
+    assert sendgrid.requests == 5 and sendgrid.connections == 5
+    assert set(sendgrid.received.values()) == {1} and ledger(project) == {"sent": 500}

@@ -129,7 +129,7 @@ class SMTP:
     security: str = key("choice", "starttls", choices=("starttls", "ssl", "none"))
     username: str = key("line", "")  # the password comes from SMTP_PASSWORD
     timeout: int = key("int", 30, low=1, high=600)
-    batch_size: int = key("int", 100, low=1, high=10000)
+    batch_size: int = key("int", 10, low=1, high=10000)
     ca_file: str = key("str", "")  # a CA bundle for a server with a private certificate
 
 

@@ -169,6 +169,7 @@ def test_sending_needs_the_secret(run, audience):
 
 
 def test_smtp_delivers_each_subscriber_once_on_one_connection(run, engine, audience, smtp):
+    run.env["NEWSLETTER_SMTP_BATCH_SIZE"] = "20"  # the whole audience in one batch
     result = run("send", ISSUE, "--yes")
     assert result.exit_code == 3  # partial: one recipient refused
     assert result.stdout == (f"{ISSUE}: done through smtp: sent 11, failed 1, invalid 0, "
@@ -206,7 +207,8 @@ def test_smtp_with_starttls_and_login(run, audience, project, tmp_path):
                str(tmp_path / "ca.pem"), "SMTP_PASSWORD": "pa55-word"}
         result = run("send", ISSUE, "--yes", env=env)
     assert result.exit_code == 0, result.output
-    assert len(sink.messages) == 12 and sink.logins == ["mailer"]
+    # every connection (a batch of 10 each, two in flight) starts TLS and logs in
+    assert len(sink.messages) == 12 and sink.logins == ["mailer", "mailer"]
     assert "pa55-word" not in result.output
 
 
@@ -222,7 +224,7 @@ def test_smtp_server_that_cannot_be_reached(run, audience):
     result = run("send", ISSUE, "--yes")
     assert result.exit_code == 3 and "Traceback" not in result.output
     assert "pending 12 of 12" in result.stdout  # nobody marked: the next run sends them
-    assert len(run.sleep.waits) == 5
+    assert len(run.sleep.waits) == 10  # five tries more for each batch in flight (two of 10)
 
 
 def test_smtp_login_refused_stops_without_marking_anyone(run, audience, tmp_path):

@@ -153,7 +153,8 @@ def test_smtp_451_at_data_defers_one_reader_and_the_others_go_on(run, audience):
     with SMTPServer(sink) as server:
         run.env.update({"NEWSLETTER_PROVIDER": "smtp", "NEWSLETTER_SMTP_HOST": "127.0.0.1",
                         "NEWSLETTER_SMTP_PORT": str(server.port),
-                        "NEWSLETTER_SMTP_SECURITY": "none"})
+                        "NEWSLETTER_SMTP_SECURITY": "none",
+                        "NEWSLETTER_SMTP_BATCH_SIZE": "20"})  # one batch, one connection
         result = run("send", ISSUE, "--yes")
         assert result.exit_code == 3, result.output
         assert result.stdout.splitlines()[0] == (

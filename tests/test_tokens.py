@@ -448,3 +448,20 @@ def test_no_new_token_begins_with_a_dash_and_an_older_one_goes_after_two(run, au
     result = run("audience", "unsubscribe", "--", token)
     assert result.exit_code == 0, result.output
     assert result.stdout == "lin.xiaoyu@example.com: unsubscribed\n"
+
+
+def test_the_keyed_mac_is_hmac_sha256():
+    """Signer's HMAC, its key's states made once, is hmac.digest's: keys shorter and longer
+    than SHA-256's block, messages of any length."""
+    import hmac
+    import secrets
+
+    from pipeline.audience.tokens import Keyed
+
+    for key_length in (0, 1, 32, 63, 64, 65, 200):
+        key = secrets.token_bytes(key_length)
+        for prefix in (b"", b"unsubscribe\0"):
+            keyed = Keyed(key, prefix)
+            for size in (0, 1, 12, 55, 56, 64, 1000):
+                message = secrets.token_bytes(size)
+                assert keyed.digest(message) == hmac.digest(key, prefix + message, "sha256")

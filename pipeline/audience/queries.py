@@ -210,7 +210,8 @@ def suppress(db: Database, email: str, reason: str, source: str,
 STATUSES = ("active", "unsubscribed", "suppressed", "all")
 SUPPRESSION = "LEFT JOIN suppressions p ON p.email_key = s.email_key"
 AUDIENCE = f"FROM subscribers s {SUPPRESSION}"
-READER = "s.email, s.name, s.fields, s.status, p.reason, s.ref"  # what a send needs of one
+# what a send needs of one reader, in this order (the ledger's claim reads it by position)
+READER = "s.email, s.name, s.fields, s.status, p.reason, s.ref"
 
 
 def reader_of(subscriber_id: str) -> str:

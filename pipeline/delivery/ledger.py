@@ -360,15 +360,15 @@ class Ledger:
                 + self.db.sql(sqlite="", postgresql=" FOR UPDATE OF d SKIP LOCKED"),
                 (send_id, after, size)).fetchall()
             aside, batch = [], []
-            for row in rows:
-                why = skip_reason(row)
-                status = "skipped"
-                if not why:
-                    why, status = invalid_reason(row["email"]), "invalid"
-                if why:
-                    aside.append((status, why, stamp, send_id, row["subscriber_id"]))
+            for row in rows:  # by position: a claim reads every reader of the send
+                subscriber, edition, email, name, fields, _, _, ref = row
+                if why := skip_reason(row):
+                    aside.append(("skipped", why, stamp, send_id, subscriber))
+                elif why := invalid_reason(email):
+                    aside.append(("invalid", why, stamp, send_id, subscriber))
                 else:
-                    batch.append(_recipient(row))
+                    batch.append(Recipient(subscriber, email, name, json.loads(fields)
+                                           if fields != "{}" else {}, ref, edition or ""))
             if aside:
                 self.db.executemany("UPDATE deliveries SET status = ?, error = ?, "
                                     "updated_at = ? WHERE send_id = ? AND subscriber_id = ?",
@@ -386,10 +386,16 @@ class Ledger:
     def record(self, send_id: int, results: Iterable[tuple[Recipient, str, str, str]],
                provider: str, now: datetime) -> None:
         """Each recipient's outcome: (recipient, status, message id, error)."""
-        stamp = now.isoformat()
         groups: dict[tuple[str, str, str], list[int]] = {}
         for recipient, status, message_id, error in results:
             groups.setdefault((status, message_id, error), []).append(recipient.id)
+        self.record_groups(send_id, groups, provider, now)
+
+    def record_groups(self, send_id: int, groups: dict[tuple[str, str, str], list[int]],
+                      provider: str, now: datetime) -> None:
+        """The outcomes of readers grouped by outcome: {(status, message id, error): their
+        subscriber ids}; one statement a group (a SendGrid request's readers are one)."""
+        stamp = now.isoformat()
         if not groups:
             return
         if any(status == "pending" for status, _, _ in groups):

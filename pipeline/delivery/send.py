@@ -307,6 +307,9 @@ def deliver_all(ledger: Ledger, send_id: int, provider: Provider, email: Edition
 
 def by_edition(batch: list[Recipient]) -> dict[str, list[Recipient]]:
     """A claimed batch split by the edition each reader gets, in claim order."""
+    first = batch[0].edition if batch else ""
+    if all(recipient.edition == first for recipient in batch):  # one edition, mostly
+        return {first: batch}
     groups: dict[str, list[Recipient]] = {}
     for recipient in batch:
         groups.setdefault(recipient.edition, []).append(recipient)
@@ -338,6 +341,18 @@ def _record_outcomes(ledger: Ledger, send_id: int, provider: Provider, email: Ed
                      ) -> list[tuple[Recipient, Outcome]]:
     """Record a batch's final outcomes and whom the server deferred (a 4xx: pending, for
     a later run); the readers to retry soon (RETRY)."""
+    answer = outcomes[0] if outcomes else None
+    if answer is not None and answer.status not in (RETRY, DEFERRED) and \
+            len(outcomes) == len(job.batch) and all(outcome is answer for outcome in outcomes):
+        # one answer for the whole request (SendGrid's, mostly): one group, as it is
+        ledger.record_groups(send_id, {(answer.status, answer.message_id, answer.error):
+                                       [r.id for r in job.batch]}, provider.name, rt.clock())
+        report.handled_now += len(outcomes)
+        report.outcomes[answer.status] += len(outcomes)
+        if answer.status == FAILED:
+            _log_refusals(email.slug, provider.name, list(zip(job.batch, outcomes, strict=True)), [],
+                          rt)
+        return []
     final, retry, deferred = [], [], []
     for recipient, outcome in zip(job.batch, outcomes, strict=True):
         if outcome.status == RETRY:

@@ -217,6 +217,7 @@ def _serve(tasks: Connection, results: Connection, inherited: list[Connection]) 
     for connection in inherited:  # the parent's ends: only the parent may hold them
         connection.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.nice(NICER)
     try:
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
@@ -237,6 +238,9 @@ def _serve(tasks: Connection, results: Connection, inherited: list[Connection]) 
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# An encoder keeps ahead of the send loop, whose one thread is what a send waits for:
+# where they share a core, the loop goes first.
+NICER = 5
 
 
 def return_large_buffers() -> None:

@@ -38,6 +38,9 @@ def open_page(browser, url, width=1280):
 
 
 def frame_text(page) -> str:
+    """The email's text, once its frame has a document (a rebuild reloads the frame)."""
+    page.wait_for_function(f"{FRAME}.contentDocument && {FRAME}.contentDocument.body",
+                           timeout=5000)
     return page.evaluate(f"{FRAME}.contentDocument.body.innerText")
 
 

@@ -306,6 +306,13 @@ def count_segment(db: Database, segment: Segment = EVERYONE) -> int:
     return db.execute(f"SELECT count(*) {where}", params).fetchone()[0]
 
 
+def anyone_in_segment(db: Database, segment: Segment = EVERYONE) -> bool:
+    """Whether an issue with this segment would go to anyone now: the first reader found
+    answers, where a count reads the whole audience."""
+    where, params = recipients_of(segment)
+    return bool(db.execute(f"SELECT EXISTS (SELECT 1 {where})", params).fetchone()[0])
+
+
 def count_languages(db: Database, segment: Segment = EVERYONE) -> dict[str, int]:
     """The readers of count_segment by their language ("" for none)."""
     where, params = recipients_of(segment)

@@ -501,6 +501,11 @@ class Ledger:
                                      "GROUP BY status", (send_id,)).fetchall())
         return {status: found.get(status, 0) for status in STATUSES}
 
+    def pending(self, send_id: int) -> int:
+        """How many readers of the send are pending (one count, where counts() sorts)."""
+        return self.db.execute("SELECT count(*) FROM deliveries WHERE send_id = ? AND "
+                               "status = 'pending'", (send_id,)).fetchone()[0]
+
     def counts_after_run(self, send_id: int) -> dict[str, int]:
         """The counts as this run leaves the send. A row still in flight that no live run
         is delivering any more (this run's, or a run's that is over) is unknown (the next

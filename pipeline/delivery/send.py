@@ -137,7 +137,7 @@ def send_issue(folder: Path, config: Config, provider: Provider, rt: Runtime,
                     rt.stop, rt.log)
     _refuse_welcome(issue, ledger)
     if (ledger.find(*issue.ledger_keys) is None
-            and not audience.count_segment(ledger.db, issue.audience)):
+            and not audience.anyone_in_segment(ledger.db, issue.audience)):
         ledger.db.close()
         raise PipelineError(f"{issue.id}: nobody to send to: {_nobody(issue)}")
     version = issue_version(issue.folder)  # as reviewed: before the id is written
@@ -234,7 +234,7 @@ def deliver_all(ledger: Ledger, send_id: int, provider: Provider, email: Edition
     workers = (settings.concurrency if settings else 0) or provider.concurrency
     pace = Pace(settings.max_per_second if settings else 0, rt.sleep)
     cap = DailyCap(settings.max_per_day if settings else 0, ledger.used_since, rt.clock)
-    pending = ledger.counts(send_id)["pending"]
+    pending = ledger.pending(send_id)
     progress = rt.progress(email.slug, pending)
     busy, claiming, gave_up = 0, True, False
     failure: DeliveryError | None = None

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PUBLICATION = ROOT / "tests" / "fixtures" / "publication"
 ISSUE = "2023-12-07-ai-productivity-09"
 CONCURRENCY = 16  # SendGrid's default requests in flight (SendGridProvider.concurrency)
-SMTP_CONNECTIONS = 8  # SMTP's default connections (SMTPProvider.concurrency)
+SMTP_CONNECTIONS = 16  # SMTP's default connections (SMTPProvider.concurrency)
 
 
 def _project(count: int, port: int, extra: dict | None = None):

@@ -19,7 +19,7 @@ from . import DEFERRED, FAILED, RETRY, SENT, UNKNOWN, Outcome, Provider
 
 class SMTPProvider(Provider):
     name = "smtp"
-    concurrency = 8  # connections: a relay answers each message after a round trip
+    concurrency = 16  # connections: a relay answers each message after a round trip
 
     def __init__(self, config):
         super().__init__(config)

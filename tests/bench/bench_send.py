@@ -238,25 +238,13 @@ class Server:
 def sendgrid(count: int) -> None:
     print(f"sendgrid path, {count:,} recipients → local SendGrid v3 server (another process), "
           f"{CONCURRENCY} requests in flight; {ROUNDS} rounds, each figure their median:")
-    rounds: list[dict[float, tuple[dict, dict]]] = []
-    for _ in range(ROUNDS):
-        pairs = {}
-        for latency in LATENCIES:
-            with Server(latency) as port:
-                ours = run_child("child", "sendgrid", count, port)
-            with Server(latency) as port:
-                reference = run_child("reference_sendgrid", "sendgrid", count, port)
-            pairs[latency] = ours, reference
-        rounds.append(pairs)
-    for latency in LATENCIES:
-        pairs = [r[latency] for r in rounds]
-        print(f"  server answers after {latency * 1000:>3.0f} ms: ours "
-              f"{_median(o['rate'] for o, _ in pairs):>8,.0f}/s, prebuilt bodies "
-              f"{_median(r['rate'] for _, r in pairs):>8,.0f}/s: "
-              f"{_ratios([o['rate'] / r['rate'] for o, r in pairs])} "
-              f"(peak RSS {max(o['rss_mb'] for o, _ in pairs):.0f} MB)")
-    print(f"  ours with 150 ms against ours with none: "
-          f"{_ratios([r[0.15][0]['rate'] / r[0.0][0]['rate'] for r in rounds])} (goal ≥ 0.90)")
+
+    def measure(kind: str, latency: float) -> dict:
+        with Server(latency) as port:
+            return run_child(kind, "sendgrid", count, port)
+
+    _compare(LATENCIES, measure, "reference_sendgrid", "server answers after",
+             "prebuilt bodies", 0.90)
 
 
 def smtp(count: int) -> None:
@@ -265,24 +253,31 @@ def smtp(count: int) -> None:
 
     print(f"smtp path, {count:,} messages → local aiosmtpd sink, {SMTP_CONNECTIONS} connections; "
           f"{ROUNDS} rounds, each figure their median:")
-    rounds: list[dict[float, tuple[dict, dict]]] = []
-    for _ in range(ROUNDS):
-        pairs = {}
-        for hold in HOLDS:
-            runs = []
-            for kind in ("child", "reference_smtp"):
-                with SMTPServer(Sink(hold=hold)) as server:
-                    runs.append(run_child(kind, "smtp", count, server.port))
-            pairs[hold] = runs[0], runs[1]
-        rounds.append(pairs)
-    for hold in HOLDS:
-        pairs = [r[hold] for r in rounds]
-        print(f"  sink holds each {hold * 1000:>2.0f} ms: ours "
-              f"{_median(o['rate'] for o, _ in pairs):>6,.0f}/s, smtplib prebuilt "
-              f"{_median(r['rate'] for _, r in pairs):>6,.0f}/s: "
-              f"{_ratios([o['rate'] / r['rate'] for o, r in pairs])}")
-    print(f"  ours with 20 ms against ours with none: "
-          f"{_ratios([r[0.02][0]['rate'] / r[0.0][0]['rate'] for r in rounds])} (goal ≥ 0.80)")
+
+    def measure(kind: str, hold: float) -> dict:
+        with SMTPServer(Sink(hold=hold)) as server:
+            return run_child(kind, "smtp", count, server.port)
+
+    _compare(HOLDS, measure, "reference_smtp", "sink holds each message", "smtplib prebuilt",
+             0.80)
+
+
+def _compare(delays: tuple[float, float], measure, reference: str, what: str, named: str,
+             goal: float) -> None:
+    """ROUNDS rounds, each measuring ours then the reference at every delay; then each
+    delay's medians, and ours with the longer delay against ours with none."""
+    rounds = [{delay: (measure("child", delay), measure(reference, delay)) for delay in delays}
+              for _ in range(ROUNDS)]
+    for delay in delays:
+        pairs = [r[delay] for r in rounds]
+        print(f"  {what} {delay * 1000:>3.0f} ms: ours {_median(o['rate'] for o, _ in pairs):>8,.0f}"
+              f"/s, {named} {_median(r['rate'] for _, r in pairs):>8,.0f}/s: "
+              f"{_ratios([o['rate'] / r['rate'] for o, r in pairs])} "
+              f"(peak RSS {max(o['rss_mb'] for o, _ in pairs):.0f} MB)")
+    none, longer = delays
+    print(f"  ours with {longer * 1000:.0f} ms against ours with none: "
+          f"{_ratios([r[longer][0]['rate'] / r[none][0]['rate'] for r in rounds])} "
+          f"(goal ≥ {goal:.2f})")
 
 
 ROUNDS = 3  # each comparison made this often, interleaved: this machine's speed drifts

@@ -138,6 +138,7 @@ class SendGridServer:
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests it held at once
         self.connections = 0  # connections clients opened
+        self.closed = 0  # connections the server has closed
         self.refuse: set[str] = set()  # addresses (lower case) refused with a 400
         self.refuse_without_field = False  # …with a 400 that names no field
         server = self
@@ -276,7 +277,12 @@ class SendGridServer:
 
         self.httpd = _Server(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
+        self.httpd.on_close = self._closed
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def _closed(self) -> None:
+        with self.lock:
+            self.closed += 1
 
     @property
     def url(self) -> str:
@@ -293,6 +299,12 @@ class SendGridServer:
 
 
 class _Server(ThreadingHTTPServer):
+    on_close: Callable[[], None] = staticmethod(lambda: None)
+
+    def shutdown_request(self, request) -> None:
+        super().shutdown_request(request)
+        self.on_close()
+
     def handle_error(self, request, client_address) -> None:
         """A client killed mid-request (the crash tests do it on purpose) is no error of
         the server's: only other exceptions are printed."""

@@ -145,16 +145,43 @@ def test_requests_share_kept_alive_connections(run, project, sendgrid):
     assert ledger(project) == {"sent": 1000}
 
 
-def test_a_connection_the_server_closed_is_opened_again(run, project, sendgrid):
-    """A server that closes each connection after its answer (as one does with an idle
-    one): the next request goes on a new connection, never on the closed one (which
-    would fail, and wait for a retry)."""
+def test_a_send_whose_server_closes_every_connection_delivers_each_reader_once(
+        run, project, sendgrid):
+    """A server that closes each connection after its answer: every request goes on a
+    connection of its own, and every reader is sent once."""
     populate(project / ".newsletter" / "newsletter.db", 500)
     run.env.update({"NEWSLETTER_SENDGRID_BATCH_SIZE": "100",
                     "NEWSLETTER_DELIVERY_CONCURRENCY": "1"})
     sendgrid.faults = lambda n, body: "close"
     result = run("send", ISSUE, "--yes")
     assert result.exit_code == 0, result.output
-    assert "attempt" not in result.output
     assert sendgrid.requests == 5 and sendgrid.connections == 5
     assert set(sendgrid.received.values()) == {1} and ledger(project) == {"sent": 500}
+
+
+def test_a_request_never_goes_on_a_connection_the_server_closed():
+    """A connection the server closed while it sat idle (as a server does with one idle
+    too long) is noticed before the next request, which goes on a new one: it would
+    otherwise fail, and the batch wait for a retry."""
+    import time
+
+    from pipeline.delivery.providers.keepalive import KeptAliveClient
+    from pipeline.delivery.providers.sendgrid import Body
+    from tests.sendgrid_server import API_KEY, SendGridServer
+
+    body = (b'{"personalizations":[{"to":[{"email":"a@example.com"}]}],"from":{"email":'
+            b'"n@example.com"},"subject":"s","content":[{"type":"text/plain","value":"x"}]}')
+    with SendGridServer() as server:
+        server.faults = lambda n, body: "close"
+        client = KeptAliveClient(host=server.url, version=3, request_headers={
+            "Authorization": f"Bearer {API_KEY}",
+            "Content-Type": "application/json; charset=utf-8"})
+        for sent in range(1, 4):
+            answer = client.mail.send.post(request_body=Body(body))  # raises if it failed
+            assert answer.status_code == 202
+            deadline = time.monotonic() + 5
+            while server.closed < sent and time.monotonic() < deadline:
+                time.sleep(0.01)  # the server closes it after its answer: idle now
+            assert server.closed == sent
+        assert server.requests == server.connections == 3
+        client.connection.close()

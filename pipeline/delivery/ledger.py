@@ -365,27 +365,24 @@ class Ledger:
                 + self.db.sql(sqlite="", postgresql=" FOR UPDATE OF d SKIP LOCKED"),
                 (send_id, after, size)).fetchall()
             aside, batch = [], []
-            for row in rows:  # by position: a claim reads every reader of the send
-                subscriber, edition, email, name, fields, _, _, ref = row
+            for row in rows:
                 if why := skip_reason(row):
-                    aside.append(("skipped", why, stamp, send_id, subscriber))
-                elif why := invalid_reason(email):
-                    aside.append(("invalid", why, stamp, send_id, subscriber))
+                    aside.append(("skipped", why, stamp, send_id, row[0], row[2]))
+                elif why := invalid_reason(row[2]):
+                    aside.append(("invalid", why, stamp, send_id, row[0], row[2]))
                 else:
-                    batch.append(Recipient(subscriber, email, name, json.loads(fields)
-                                           if fields != "{}" else {}, ref, edition or ""))
+                    batch.append(_recipient(row))
             if aside:
                 self.db.executemany("UPDATE deliveries SET status = ?, error = ?, "
                                     "updated_at = ? WHERE send_id = ? AND subscriber_id = ?",
-                                    aside)
+                                    [row[:5] for row in aside])
             self.db.execute("UPDATE deliveries SET status = 'inflight', attempts = attempts + 1, "
                             f"run = ?, updated_at = ? WHERE send_id = ? AND "
                             f"{_IN_IDS[self.db.dialect]}",
                             (self.run, stamp, send_id, _ids(r.id for r in batch)))
         if rows:  # only once committed: a claim tried again must see the same rows
             self.cursor[send_id] = rows[-1]["subscriber_id"]
-        emails = {row["subscriber_id"]: row["email"] for row in rows}
-        self.set_aside += [(status, emails[id_], why) for status, why, _, _, id_ in aside]
+        self.set_aside += [(status, email, why) for status, why, _, _, _, email in aside]
         return batch, len(aside)
 
     def record(self, send_id: int, results: Iterable[tuple[Recipient, str, str, str]],
@@ -576,7 +573,8 @@ class Ledger:
 
 
 def _recipient(row) -> Recipient:
-    fields = row["fields"]
-    return Recipient(row["subscriber_id"], row["email"], row["name"],
-                     json.loads(fields) if fields != "{}" else {}, row["ref"],
-                     row["edition"] or "")
+    """The recipient of a row of ``d.subscriber_id, d.edition, {READER}``, read by
+    position: a send reads every one of its readers so."""
+    subscriber, edition, email, name, fields, _, _, ref = row
+    return Recipient(subscriber, email, name, json.loads(fields) if fields != "{}" else {},
+                     ref, edition or "")

@@ -340,33 +340,29 @@ def _record_outcomes(ledger: Ledger, send_id: int, provider: Provider, email: Ed
                      job: Job, outcomes: list[Outcome], report: SendReport, rt: Runtime
                      ) -> list[tuple[Recipient, Outcome]]:
     """Record a batch's final outcomes and whom the server deferred (a 4xx: pending, for
-    a later run); the readers to retry soon (RETRY)."""
-    answer = outcomes[0] if outcomes else None
-    if answer is not None and answer.status not in (RETRY, DEFERRED) and \
-            len(outcomes) == len(job.batch) and all(outcome is answer for outcome in outcomes):
-        # one answer for the whole request (SendGrid's, mostly): one group, as it is
-        ledger.record_groups(send_id, {(answer.status, answer.message_id, answer.error):
-                                       [r.id for r in job.batch]}, provider.name, rt.clock())
-        report.handled_now += len(outcomes)
-        report.outcomes[answer.status] += len(outcomes)
-        if answer.status == FAILED:
-            _log_refusals(email.slug, provider.name, list(zip(job.batch, outcomes, strict=True)), [],
-                          rt)
-        return []
-    final, retry, deferred = [], [], []
+    a later run); the readers to retry soon (RETRY). Readers of one outcome are one
+    group, recorded in one statement (a SendGrid request's are all one)."""
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    retry, deferred, failed = [], [], []
     for recipient, outcome in zip(job.batch, outcomes, strict=True):
-        if outcome.status == RETRY:
+        status = outcome.status
+        if status == RETRY:
             retry.append((recipient, outcome))
-        elif outcome.status == DEFERRED:
+            continue
+        if status == DEFERRED:
             deferred.append((recipient, outcome))
+            key = ("pending", "", f"deferred: {outcome.error}")
         else:
-            final.append((recipient, outcome))
-    ledger.record(send_id, [*_rows(final), *((r, "pending", "", f"deferred: {o.error}")
-                                             for r, o in deferred)],
-                  provider.name, rt.clock())
-    report.handled_now += len(final)
-    report.outcomes.update(o.status for _, o in final)
-    _log_refusals(email.slug, provider.name, final, deferred, rt)
+            if status == FAILED:
+                failed.append((recipient, outcome))
+            key = (status, outcome.message_id, outcome.error)
+        groups.setdefault(key, []).append(recipient.id)
+    ledger.record_groups(send_id, groups, provider.name, rt.clock())
+    for (status, _, _), ids in groups.items():
+        if status != "pending":  # final: sent, failed, unknown
+            report.handled_now += len(ids)
+            report.outcomes[status] += len(ids)
+    _log_refusals(email.slug, provider.name, failed, deferred, rt)
     return retry
 
 
@@ -379,10 +375,9 @@ def _rows(pairs: list[tuple[Recipient, Outcome]]) -> list[tuple[Recipient, str, 
     return [(r, o.status, o.message_id, o.error) for r, o in pairs]
 
 
-def _log_refusals(slug: str, provider: str, final: list[tuple[Recipient, Outcome]],
+def _log_refusals(slug: str, provider: str, failed: list[tuple[Recipient, Outcome]],
                   deferred: list[tuple[Recipient, Outcome]], rt: Runtime) -> None:
     """One log line for the readers a batch failed, one for those it deferred."""
-    failed = [(r, o) for r, o in final if o.status == FAILED]
     for pairs, what in ((failed, f"refused by {provider}, failed"),
                         (deferred, f"deferred by {provider}; a later run tries again")):
         if pairs:
